@@ -1,0 +1,90 @@
+# Fraud Detection Platform — the user's interface. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Settings: .env.example holds every variable; .env (optional, git-ignored) overrides it.
+include .env.example
+-include .env
+include infra/versions.env
+export
+
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+STACK := $(PY) infra/local/stack.py
+COMPOSE ?= $(if $(shell command -v docker 2>/dev/null),docker compose,.cache/bin/docker-compose)
+
+##@ Native local stack (the default runtime: every service as a plain process)
+.PHONY: setup up-local down-local status clean-local
+
+setup: ## Install everything the native stack needs (idempotent, cached under .cache/)
+	infra/setup/setup.sh
+
+up-local: ## Start every service and wait until all are ready
+	$(STACK) up
+
+down-local: ## Stop every service (data in var/data is kept)
+	$(STACK) down
+
+status: ## Each service of the local stack: health, URL, memory
+	$(STACK) status
+
+clean-local: ## Stop the local stack and delete its data and logs
+	$(STACK) clean
+
+##@ Docker Compose (laptops with a Docker engine)
+.PHONY: up down compose-config
+
+up: ## Start the platform with Docker Compose
+	@docker info >/dev/null 2>&1 || { echo "make up needs a running Docker engine; on this machine use 'make up-local'"; exit 1; }
+	docker compose up -d --wait
+
+down: ## Stop the Docker Compose platform
+	docker compose down
+
+compose-config: ## Validate docker-compose.yml (works without a Docker engine)
+	$(COMPOSE) -f docker-compose.yml config --quiet
+
+##@ Main job
+.PHONY: demo
+
+demo: up-local ## Run the platform end to end on the local stack and print a summary
+	$(PY) -m common.demo
+
+##@ Quality
+.PHONY: test test-unit test-integration test-e2e lint format bench
+
+test: setup up-local ## All tests: unit, then integration and e2e against the real local stack
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+test-unit: ## Unit tests only (pure logic, no services)
+	$(PYTEST) tests/unit
+
+test-integration: up-local ## Integration tests against the local stack
+	$(PYTEST) tests/integration
+
+test-e2e: up-local ## End-to-end tests against the local stack
+	$(PYTEST) tests/e2e
+
+lint: ## ruff (lint + format check), mypy, promtool, compose config
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	promtool check rules monitoring/prometheus/rules/*.yml
+	promtool test rules monitoring/prometheus/tests/*.yml
+	$(MAKE) --no-print-directory compose-config
+
+format: ## Apply ruff formatting and safe fixes
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+BENCH ?=
+bench: ## Benchmarks → var/reports/bench.json (BENCH=<section> runs one)
+	$(PY) -m common.bench $(if $(BENCH),--section $(BENCH),)
+
+##@ Help
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Readiness probes of the native stack, used by process-compose and `make status`.
+#   probe.sh <service>   exit 0 when the service answers like a ready one
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PY="$ROOT/.venv/bin/python"
+http_ok() { curl -fsS -m 3 -o /dev/null "$1"; }
+# any HTTP status at all (an S3 endpoint answers 403 to anonymous requests)
+http_any() { [[ "$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$1")" =~ ^[1-5][0-9][0-9]$ ]]; }
+case "${1:?usage: probe.sh <service>}" in
+  object-store) http_any "http://127.0.0.1:$S3_PORT/" ;;
+  kafka) "$PY" -m common.health kafka ;;
+  schema-registry) http_ok "http://127.0.0.1:$SCHEMA_REGISTRY_MANAGEMENT_PORT/health/ready" ;;
+  postgres) pg_isready -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres ;;
+  redis) [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" == PONG ]] ;;
+  trino) "$PY" -m common.health trino ;;
+  mlflow) http_ok "http://127.0.0.1:$MLFLOW_PORT/health" ;;
+  airflow-api-server) http_ok "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" ;;
+  airflow-scheduler) "$PY" -m common.health airflow-component scheduler ;;
+  airflow-dag-processor) "$PY" -m common.health airflow-component dag_processor ;;
+  prometheus) http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
+  alertmanager) http_ok "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
+  postgres-exporter) http_ok "http://127.0.0.1:$POSTGRES_EXPORTER_PORT/metrics" ;;
+  redis-exporter) http_ok "http://127.0.0.1:$REDIS_EXPORTER_PORT/metrics" ;;
+  statsd-exporter) http_ok "http://127.0.0.1:$STATSD_EXPORTER_PORT/metrics" ;;
+  *) echo "probe.sh: no probe for '$1'" >&2; exit 2 ;;
+esac

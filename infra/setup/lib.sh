@@ -1,0 +1,77 @@
+# Helpers for infra/setup/setup.sh (sourced, not run).
+# shellcheck shell=bash
+
+info() { printf '\033[36m[setup]\033[0m %s\n' "$*"; }
+ok() { printf '\033[32m[setup] ok\033[0m   %s\n' "$*"; }
+skip() { printf '\033[90m[setup] cached %s\033[0m\n' "$*"; }
+
+# die COMPONENT CAUSE LOG — one line naming what failed, why, and the log to read.
+die() {
+  local what="$1" cause="$2" log="${3:-}"
+  printf '\033[31m[setup] FAILED\033[0m %s: %s\n' "$what" "$cause" >&2
+  if [[ -n "$log" && -f "$log" ]]; then
+    printf '         log: %s (last lines below)\n' "$log" >&2
+    tail -n 15 "$log" | sed 's/^/         | /' >&2
+  fi
+  exit 1
+}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$2" "'$1' is not installed" ""; }
+
+hash_files() { cat "$@" | sha256sum | cut -c1-16; }
+
+# stamp_ok NAME KEY [FILE...] — true when the stamp records KEY and every FILE exists.
+stamp_ok() {
+  local name="$1" key="$2"; shift 2
+  [[ -f "$CACHE/stamps/$name" && "$(cat "$CACHE/stamps/$name")" == "$key" ]] || return 1
+  local f; for f in "$@"; do [[ -e "$f" ]] || return 1; done
+}
+stamp_write() { printf '%s' "$2" >"$CACHE/stamps/$1"; }
+
+# fetch URL DEST WHAT [SHA1] — download with retries into DEST atomically; verify SHA1 if given.
+fetch() {
+  local url="$1" dest="$2" what="$3" sha1="${4:-}"
+  if [[ -s "$dest" ]] && { [[ -z "$sha1" ]] || [[ "$(sha1sum "$dest" | cut -d' ' -f1)" == "$sha1" ]]; }; then return 0; fi
+  info "$what: downloading $url"
+  mkdir -p "$(dirname "$dest")"
+  curl -fsSL --retry 5 --retry-delay 3 --retry-all-errors -o "$dest.part" "$url" \
+    || { rm -f "$dest.part"; die "$what" "download failed: $url" ""; }
+  if [[ -n "$sha1" ]] && [[ "$(sha1sum "$dest.part" | cut -d' ' -f1)" != "$sha1" ]]; then
+    rm -f "$dest.part"; die "$what" "checksum mismatch for $url" ""
+  fi
+  mv "$dest.part" "$dest"
+}
+
+MAVEN_CENTRAL="https://repo1.maven.org/maven2"
+# fetch_maven GROUP ARTIFACT VERSION EXT DEST WHAT — a Maven Central artifact, SHA-1 checked.
+fetch_maven() {
+  local g="$1" a="$2" v="$3" ext="$4" dest="$5" what="$6"
+  local url="$MAVEN_CENTRAL/${g//.//}/$a/$v/$a-$v.$ext" sha1
+  sha1="$(curl -fsSL --retry 5 --retry-all-errors "$url.sha1" | cut -c1-40)" \
+    || die "$what" "Maven Central has no $g:$a:$v ($ext)" ""
+  fetch "$url" "$dest" "$what" "$sha1"
+}
+
+# go_build_module NAME MODULE VERSION PKG LDFLAGS — build a Go tool from the module proxy's zip.
+# (`go install mod@ver` asks the proxy for the module's version list, which some proxies refuse.)
+go_build_module() {
+  local name="$1" module="$2" version="$3" pkg="$4" ldflags="$5"
+  local out="$BIN/$name" key="$module@$version"
+  if stamp_ok "go-$name" "$key" "$out"; then skip "$name $version"; return; fi
+  info "$name $version: building from the Go module proxy"
+  local proxy="${GOPROXY:-https://proxy.golang.org}"; proxy="${proxy%%,*}"
+  local src="$CACHE/src/$name-$version" zip="$CACHE/downloads/$name-$version.zip"
+  fetch "$proxy/$(go_escape "$module")/@v/$version.zip" "$zip" "$name"
+  rm -rf "$src" && mkdir -p "$src"
+  (cd "$src" && unzip -q "$zip") || die "$name" "could not unpack $zip" ""
+  local dir="$src/$module@$version" log="$CACHE/go-build-$name.log"
+  (cd "$dir" && GOPATH="$CACHE/go" GOFLAGS=-modcacherw CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$out" "$pkg") >"$log" 2>&1 \
+    || die "$name" "go build failed" "$log"
+  rm -rf "$src"
+  stamp_write "go-$name" "$key"
+  ok "$name $version"
+}
+
+# Module paths in proxy URLs escape capitals as !lower.
+go_escape() { sed -E 's/([A-Z])/!\L\1/g' <<<"$1"; }

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Installs everything the native local stack needs, from package registries only:
+# Debian packages, JVM artifacts from Maven Central, Go tools from the Go module proxy and the
+# Python environments from PyPI (uv). Idempotent: each step records a stamp of its inputs under
+# .cache/stamps and is skipped while the stamp and its outputs are intact, so a second run is quick.
+#
+#   infra/setup/setup.sh            # everything
+#   infra/setup/setup.sh python jvm # only some steps
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../versions.env
+source "$ROOT/infra/versions.env"
+source "$ROOT/infra/setup/lib.sh"
+
+CACHE="$ROOT/.cache"
+BIN="$CACHE/bin"
+JVM="$CACHE/jvm"
+mkdir -p "$CACHE/stamps" "$CACHE/downloads" "$BIN" "$JVM"
+
+# --------------------------------------------------------------------------------------------
+step_apt() {
+  local missing=()
+  for spec in $DEBIAN_PACKAGES; do
+    local pkg="${spec%%=*}" want="${spec#*=}" have
+    have="$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null || true)"
+    if [[ "$have" != "install ok installed $want" ]]; then missing+=("$spec"); fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then skip "debian packages"; return; fi
+  info "debian packages: installing ${missing[*]}"
+  [[ $EUID -eq 0 ]] || die "apt" "installing Debian packages needs root (run make setup as root or with sudo)" ""
+  # Keep the packages' own init scripts from starting system-wide daemons: the stack runs its own.
+  local created_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+  fi
+  local log="$CACHE/apt.log"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+    info "debian packages: refreshing package lists and retrying"
+    apt-get update -q >>"$log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+      || { [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d; die "apt" "apt-get install failed" "$log"; }
+  fi
+  [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  # Debian starts nothing here (policy-rc.d), but stop anything a previous install left running.
+  for svc in redis-server prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter postgresql; do
+    service "$svc" stop >/dev/null 2>&1 || true
+  done
+  ok "debian packages"
+}
+
+# --------------------------------------------------------------------------------------------
+UV="$CACHE/uv-bootstrap/bin/uv"
+step_uv() {
+  if [[ -x "$UV" ]] && [[ "$("$UV" --version | awk '{print $2}')" == "$UV_VERSION" ]]; then skip "uv $UV_VERSION"; return; fi
+  info "uv $UV_VERSION: installing from PyPI"
+  local py
+  py="$(command -v "python$PYTHON_VERSION" || command -v python3)" || die "uv" "no python$PYTHON_VERSION on PATH" ""
+  rm -rf "$CACHE/uv-bootstrap"
+  "$py" -m venv "$CACHE/uv-bootstrap" || die "uv" "could not create a venv with $py" ""
+  "$CACHE/uv-bootstrap/bin/pip" install -q "uv==$UV_VERSION" >"$CACHE/uv-install.log" 2>&1 \
+    || die "uv" "pip install uv==$UV_VERSION failed" "$CACHE/uv-install.log"
+  ok "uv $UV_VERSION"
+}
+
+step_python() {
+  export UV_CACHE_DIR="$CACHE/uv" UV_PYTHON_DOWNLOADS=never
+  local env group
+  # name:group — the platform env is the project's default (.venv); the others are service envs.
+  for spec in ".venv:dev" ".venvs/mlflow:mlflow" ".venvs/airflow:airflow" ".venvs/dbt:dbt"; do
+    env="${spec%%:*}"; group="${spec#*:}"
+    local log="$CACHE/uv-sync-${group}.log"
+    local args=(sync --frozen --python "$PYTHON_VERSION")
+    if [[ "$group" == "dev" ]]; then args+=(--group dev); else args+=(--only-group "$group" --no-install-project); fi
+    (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$ROOT/$env" "$UV" "${args[@]}") >"$log" 2>&1 \
+      || die "python env $env" "uv sync failed" "$log"
+    ok "python env $env ($group)"
+  done
+  local have
+  have="$("$ROOT/.venv/bin/python" -c 'import pyspark; print(pyspark.__version__)')"
+  [[ "$have" == "$SPARK_VERSION" ]] || die "python env .venv" "pyspark $have in uv.lock but infra/versions.env pins SPARK_VERSION=$SPARK_VERSION; make them agree" ""
+}
+
+# --------------------------------------------------------------------------------------------
+MVN=(mvn -q -B -s "$ROOT/infra/maven/settings.xml" -Dmaven.repo.local="$CACHE/m2")
+
+step_kafka() {
+  local out="$JVM/kafka/libs" key="kafka-$KAFKA_VERSION-$LOG4J_VERSION-$SLF4J_VERSION-$(hash_files "$ROOT/infra/maven/kafka/pom.xml")"
+  if stamp_ok kafka "$key" "$out/kafka_$KAFKA_SCALA-$KAFKA_VERSION.jar"; then skip "kafka $KAFKA_VERSION"; return; fi
+  info "kafka $KAFKA_VERSION: resolving jars from Maven Central"
+  need_cmd mvn "kafka"
+  rm -rf "$out"
+  "${MVN[@]}" -f "$ROOT/infra/maven/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
+    -Dslf4j.version="$SLF4J_VERSION" dependency:copy-dependencies -DoutputDirectory="$out" >"$CACHE/mvn-kafka.log" 2>&1 \
+    || die "kafka" "maven could not resolve kafka_$KAFKA_SCALA:$KAFKA_VERSION" "$CACHE/mvn-kafka.log"
+  stamp_write kafka "$key"
+  ok "kafka $KAFKA_VERSION"
+}
+
+step_spark_jars() {
+  local out="$JVM/spark-jars" key="spark-$SPARK_VERSION-$DELTA_VERSION-$HADOOP_VERSION-$(hash_files "$ROOT/infra/maven/spark/pom.xml")"
+  if stamp_ok spark-jars "$key" "$out/delta-spark_2.13-$DELTA_VERSION.jar"; then skip "spark jars (kafka, delta, s3a)"; return; fi
+  info "spark jars: resolving spark-sql-kafka $SPARK_VERSION, delta-spark $DELTA_VERSION, hadoop-aws $HADOOP_VERSION"
+  need_cmd mvn "spark jars"
+  rm -rf "$out"
+  "${MVN[@]}" -f "$ROOT/infra/maven/spark/pom.xml" -Dspark.version="$SPARK_VERSION" -Ddelta.version="$DELTA_VERSION" \
+    -Dhadoop.version="$HADOOP_VERSION" dependency:copy-dependencies -DoutputDirectory="$out" >"$CACHE/mvn-spark.log" 2>&1 \
+    || die "spark jars" "maven could not resolve the Spark connector jars" "$CACHE/mvn-spark.log"
+  stamp_write spark-jars "$key"
+  ok "spark jars"
+}
+
+step_trino() {
+  local dir="$JVM/trino-server-$TRINO_VERSION" key="trino-$TRINO_VERSION-delta-lake,tpch,memory,postgresql"
+  if stamp_ok trino "$key" "$dir/bin/launcher"; then skip "trino $TRINO_VERSION"; return; fi
+  local tgz="$CACHE/downloads/trino-server-$TRINO_VERSION.tar.gz"
+  fetch_maven "io.trino" "trino-server" "$TRINO_VERSION" "tar.gz" "$tgz" "trino"
+  info "trino $TRINO_VERSION: unpacking (plugins: delta-lake, tpch, memory, postgresql)"
+  rm -rf "$dir"
+  tar xzf "$tgz" -C "$JVM" || die "trino" "could not unpack $tgz" ""
+  # Only the plugins the platform uses: saves ~1 GiB of disk and a few seconds of start-up.
+  find "$dir/plugin" -mindepth 1 -maxdepth 1 -type d \
+    ! -name delta-lake ! -name tpch ! -name memory ! -name postgresql -exec rm -rf {} +
+  stamp_write trino "$key"
+  ok "trino $TRINO_VERSION"
+}
+
+step_jmx_exporter() {
+  local jar="$JVM/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"
+  if [[ -s "$jar" ]]; then skip "jmx exporter $JMX_EXPORTER_VERSION"; return; fi
+  fetch_maven "io.prometheus.jmx" "jmx_prometheus_javaagent" "$JMX_EXPORTER_VERSION" "jar" "$jar" "jmx exporter"
+  ok "jmx exporter $JMX_EXPORTER_VERSION"
+}
+
+# --------------------------------------------------------------------------------------------
+step_go_tools() {
+  need_cmd go "go tools"
+  go_build_module "process-compose" "github.com/f1bonacc1/process-compose" "$PROCESS_COMPOSE_VERSION" "./src" \
+    "-X github.com/f1bonacc1/process-compose/src/config.Version=$PROCESS_COMPOSE_VERSION"
+  go_build_module "versitygw" "github.com/versity/versitygw" "$VERSITYGW_VERSION" "./cmd/versitygw" ""
+  go_build_module "statsd_exporter" "github.com/prometheus/statsd_exporter" "$STATSD_EXPORTER_VERSION" "." ""
+  go_build_module "docker-compose" "github.com/docker/compose/v2" "$COMPOSE_VERSION" "./cmd" ""
+}
+
+step_registry() {
+  if [[ -x "$ROOT/infra/registry/build.sh" ]]; then
+    "$ROOT/infra/registry/build.sh" || die "schema registry" "build failed" "$CACHE/registry/build.log"
+    ok "schema registry"
+  else
+    skip "schema registry (no build needed)"
+  fi
+}
+
+# --------------------------------------------------------------------------------------------
+ALL_STEPS=(apt uv python kafka spark_jars trino jmx_exporter go_tools registry)
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=("${ALL_STEPS[@]}")
+started=$(date +%s)
+for s in "${steps[@]}"; do
+  declare -F "step_$s" >/dev/null || die "setup" "unknown step '$s' (known: ${ALL_STEPS[*]})" ""
+  "step_$s"
+done
+info "setup done in $(($(date +%s) - started))s"
