@@ -51,6 +51,41 @@ compose-config: ## Validate docker-compose.yml (works without a Docker engine)
 demo: up-local ## Run the platform end to end on the local stack and print a summary
 	$(PY) -m common.demo
 
+##@ Ingestion
+.PHONY: produce replay replay-dlq register-schemas
+
+COUNT ?= 10000
+TPS ?= 0
+SEED ?= 42
+DAYS ?= 0
+BAD_RATE ?= 0
+produce: ## Simulated transactions + labels → Kafka (COUNT=10000 TPS=0 SEED=42 DAYS=auto BAD_RATE=0)
+	$(PY) -m producer run --count $(COUNT) --tps $(TPS) --seed $(SEED) --days $(DAYS) --inject-bad-rate $(BAD_RATE)
+
+replay: ## Stream a Parquet/CSV file of transactions (and its labels) → Kafka: make replay FILE=path
+	@test -n "$(FILE)" || { echo "usage: make replay FILE=path/to/transactions.parquet (or .csv)"; exit 2; }
+	$(PY) -m producer replay "$(FILE)"
+
+replay-dlq: ## Re-validate the DLQ, re-send what now passes (report: var/reports/replay-dlq.json)
+	$(PY) -m producer replay-dlq
+
+register-schemas: ## Set compatibility and register the Avro schemas (a refused change exits 1)
+	$(PY) -m producer.schemas register
+
+##@ ML
+.PHONY: simulate evaluate train
+
+simulate: ## 6 months of simulated transactions → var/data/transactions.parquet (DAYS=182 SEED=42)
+	$(PY) -m producer.simulator --out var/data/transactions.parquet --days $(if $(filter 0,$(DAYS)),182,$(DAYS)) --seed $(SEED)
+
+evaluate: ## Train + evaluate every model on a labelled file → var/reports/evaluate.json (DATA=path)
+	@test -n "$(DATA)" || { echo "usage: make evaluate DATA=path/to/transactions.parquet (or .csv)"; exit 2; }
+	$(PY) -m ml.evaluate --data "$(DATA)" --out var/reports/evaluate.json
+
+train: ## Train on a labelled file, log to MLflow, register the model (DATA=path)
+	@test -n "$(DATA)" || { echo "usage: make train DATA=path/to/transactions.parquet"; exit 2; }
+	$(PY) -m ml.train --data "$(DATA)" --register fraud-detector
+
 ##@ Quality
 .PHONY: test test-unit test-integration test-e2e lint format bench
 

@@ -29,6 +29,8 @@ export AIRFLOW__METRICS__STATSD_PREFIX=airflow
 export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
 # The platform's code (ml/, features.py) runs in the platform venv, called from DAG tasks.
 export FRAUD_PLATFORM_PYTHON="$ROOT/.venv/bin/python" FRAUD_ROOT="$ROOT"
+# DAG files share airflow/dags/_common.py; Airflow 3 does not put the DAG folder on sys.path.
+export PYTHONPATH="$ROOT/airflow/dags${PYTHONPATH:+:$PYTHONPATH}"
 cmd="${1:?usage: airflow.sh init|api-server|scheduler|dag-processor}"
 case "$cmd" in
   init)
