@@ -72,6 +72,15 @@ replay-dlq: ## Re-validate the DLQ, re-send what now passes (report: var/reports
 register-schemas: ## Set compatibility and register the Avro schemas (a refused change exits 1)
 	$(PY) -m producer.schemas register
 
+##@ Transforms (dbt on Trino, orchestrated by Airflow)
+.PHONY: dbt-build dbt-parse
+
+dbt-build: ## Build Silver and Gold with every data and unit test (dbt build, in its own venv)
+	$(PY) -m common.dbt build
+
+dbt-parse: ## Parse the dbt project (no warehouse needed)
+	$(PY) -m common.dbt parse
+
 ##@ ML
 .PHONY: simulate evaluate train
 
@@ -85,6 +94,15 @@ evaluate: ## Train + evaluate every model on a labelled file → var/reports/eva
 train: ## Train on a labelled file, log to MLflow, register the model (DATA=path)
 	@test -n "$(DATA)" || { echo "usage: make train DATA=path/to/transactions.parquet"; exit 2; }
 	$(PY) -m ml.train --data "$(DATA)" --register fraud-detector
+
+##@ Serving
+.PHONY: serve write-features
+
+serve: ## Run the scoring API in the foreground on SERVING_PORT (model: SERVING_MODEL_NAME@champion)
+	OMP_NUM_THREADS=1 $(PY) -m serving
+
+write-features: ## Gold snapshots → Redis online features (DATA=path: from a transactions file instead)
+	$(PY) -m ml.feature_writer $(if $(DATA),from-file --data "$(DATA)",)
 
 ##@ Quality
 .PHONY: test test-unit test-integration test-e2e lint format bench
@@ -101,10 +119,12 @@ test-integration: up-local ## Integration tests against the local stack
 test-e2e: up-local ## End-to-end tests against the local stack
 	$(PYTEST) tests/e2e
 
-lint: ## ruff (lint + format check), mypy, promtool, compose config
+lint: ## ruff (lint + format check), mypy, sqlfluff + dbt parse, promtool, compose config
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	cd dbt && ../.venvs/dbt/bin/sqlfluff lint models
+	$(PY) -m common.dbt parse >/dev/null
 	promtool check rules monitoring/prometheus/rules/*.yml
 	promtool test rules monitoring/prometheus/tests/*.yml
 	$(MAKE) --no-print-directory compose-config

@@ -120,6 +120,8 @@ class RedisSettings(_Base):
 
 class MlflowSettings(_Base):
     mlflow_tracking_uri: str
+    mlflow_model_name: str
+    mlflow_experiment: str
 
 
 class AirflowSettings(_Base):

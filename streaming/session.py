@@ -59,6 +59,7 @@ def build_spark(
         "spark.sql.shuffle.partitions": "4",
         "spark.default.parallelism": "2",
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.memory": "1g",
         "spark.databricks.delta.snapshotPartitions": "2",

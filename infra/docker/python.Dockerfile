@@ -18,7 +18,7 @@ ARG UV_VERSION=0.13.8
 ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy \
     PATH=/opt/venv/bin:$PATH SPARK_EXTRA_JARS_DIR=/opt/spark-jars
 RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
- && if [ "$GROUP" = "platform" ]; then \
+ && if [ "$GROUP" = "platform" ] || [ "$GROUP" = "airflow" ]; then \
       apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless curl \
       && rm -rf /var/lib/apt/lists/*; \
     else apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*; fi
@@ -36,7 +36,13 @@ COPY streaming ./streaming
 COPY ml ./ml
 COPY serving ./serving
 COPY infra/versions.env ./infra/versions.env
+COPY dbt ./dbt
+COPY airflow ./airflow
 RUN --mount=type=cache,target=/root/.cache/uv \
-    if [ "$GROUP" = "platform" ]; then uv sync --frozen --group platform --no-default-groups; fi
+    if [ "$GROUP" = "platform" ]; then uv sync --frozen --group platform --no-default-groups; fi \
+ && if [ "$GROUP" = "airflow" ]; then \
+      UV_PROJECT_ENVIRONMENT=/opt/platform-venv uv sync --frozen --group platform --no-default-groups \
+      && UV_PROJECT_ENVIRONMENT=/opt/dbt-venv uv sync --frozen --only-group dbt --no-install-project; fi
+ENV FRAUD_ROOT=/app FRAUD_PLATFORM_PYTHON=/opt/platform-venv/bin/python FRAUD_DBT_BIN=/opt/dbt-venv/bin/dbt
 RUN useradd --create-home --uid 10001 fraud && chown -R fraud /app
 USER fraud

@@ -16,12 +16,17 @@ case "${1:?usage: probe.sh <service>}" in
   trino) "$PY" -m common.health trino ;;
   mlflow) http_ok "http://127.0.0.1:$MLFLOW_PORT/health" ;;
   airflow-api-server) http_ok "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" ;;
-  airflow-scheduler) "$PY" -m common.health airflow-component scheduler ;;
-  airflow-dag-processor) "$PY" -m common.health airflow-component dag_processor ;;
+  # a grep on the health JSON: starting a Python interpreter every few seconds costs a core's slice
+  airflow-scheduler) curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" | grep -q '"scheduler":{"status":"healthy"' ;;
+  airflow-dag-processor) curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" | grep -q '"dag_processor":{"status":"healthy"' ;;
   prometheus) http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
   alertmanager) http_ok "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
   postgres-exporter) http_ok "http://127.0.0.1:$POSTGRES_EXPORTER_PORT/metrics" ;;
   redis-exporter) http_ok "http://127.0.0.1:$REDIS_EXPORTER_PORT/metrics" ;;
   statsd-exporter) http_ok "http://127.0.0.1:$STATSD_EXPORTER_PORT/metrics" ;;
+  # alive, not ready: the stack comes up before any model exists (/ready says whether one is loaded)
+  serving) http_ok "http://127.0.0.1:$SERVING_PORT/health" ;;
+  # ready when its queries run (none stopped), not merely when the metrics port answers
+  streaming) m="$(curl -fsS -m 3 "http://127.0.0.1:$STREAMING_METRICS_PORT/metrics")" && grep -q '^fraud_streaming_query_active{.*} 1' <<<"$m" && ! grep -q '^fraud_streaming_query_active{.*} 0' <<<"$m" ;;
   *) echo "probe.sh: no probe for '$1'" >&2; exit 2 ;;
 esac

@@ -38,7 +38,7 @@ SOCKET = VAR / "run" / "process-compose.sock"
 REPORTS = VAR / "reports"
 LOGS = VAR / "log"
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 132)
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 
 
@@ -87,6 +87,8 @@ ENDPOINTS = [
     Endpoint("redis-exporter", "REDIS_EXPORTER_PORT", ""),
     Endpoint("prometheus", "PROMETHEUS_PORT", "http://localhost:{port}"),
     Endpoint("alertmanager", "ALERTMANAGER_PORT", "http://localhost:{port}"),
+    Endpoint("serving", "SERVING_PORT", "http://localhost:{port}/docs"),
+    Endpoint("streaming", "STREAMING_METRICS_PORT", "http://localhost:{port}/metrics"),
 ]
 
 

@@ -1,0 +1,194 @@
+"""Bronze table maintenance: compaction of small files (OPTIMIZE) and VACUUM.
+
+Streaming appends a few files per table per micro-batch. OPTIMIZE rewrites the partitions that
+hold more than one file into large files Z-ordered by the event time (``dataChange=false``: readers
+and the stream see no new data, and the append-only property holds). Ordering by event time keeps
+each file's min/max event time tight, which is what keeps the stream's duplicate look-up
+(:mod:`streaming.dedup`) to a few files; a plain bin-packing would mix hours in one file. Z-ORDER
+is not incremental in Delta, so partitions already in one file are left alone (the file count per
+partition comes from the Delta log, read with delta-rs). VACUUM then deletes files no longer
+referenced and older than the retention, never below
+:data:`~streaming.settings.SAFE_VACUUM_RETENTION_HOURS` (7 days): a lagging reader or a
+time-travel query may still need them.
+
+Who runs it: Delta on S3 has no safe concurrent commits from two drivers (no put-if-absent in
+S3A's log store), so the long-running service runs :func:`maintain` itself, in a background thread
+of the streaming driver (:class:`MaintenanceScheduler`, every
+``STREAMING_MAINTENANCE_INTERVAL_MINUTES``): one JVM, where Delta serialises commits and OPTIMIZE
+never conflicts with blind appends. The CLI (``python -m streaming maintain``) is for a scheduled
+task when the stream does not run it, and refuses while the stream is writing the table
+(``--force`` overrides).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from common.settings import s3_settings
+from streaming.settings import SAFE_VACUUM_RETENTION_HOURS, StreamingSettings
+from streaming.sources import SourceSpec, source_specs
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from streaming.metrics import StreamingMetrics
+
+log = logging.getLogger(__name__)
+
+
+class TableBusyError(RuntimeError):
+    """Another driver (the streaming service) committed to the table recently."""
+
+
+def last_commit_age_s(spark: SparkSession, table_uri: str) -> float | None:
+    """Seconds since the table's latest commit, or None when it is not a Delta table."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, table_uri):
+        return None
+    row = DeltaTable.forPath(spark, table_uri).history(1).select("timestamp").first()
+    if row is None:
+        return None
+    ts: datetime = row["timestamp"]
+    now = datetime.now(UTC).replace(tzinfo=None) if ts.tzinfo is None else datetime.now(UTC)
+    return max(0.0, (now - ts).total_seconds())
+
+
+def partitions_to_compact(spec: SourceSpec) -> list[str]:
+    """Partition dates of the table that hold more than one data file (from the Delta log)."""
+    import deltalake
+
+    table = deltalake.DeltaTable(spec.table_uri_s3, storage_options=_delta_rs_options())
+    values = table.get_add_actions(flatten=True).column(f"partition.{spec.date_column}").to_pylist()
+    counts = Counter(str(v) for v in values if v is not None)
+    return sorted(d for d, n in counts.items() if n > 1)
+
+
+def _delta_rs_options() -> dict[str, str]:
+    s = s3_settings()
+    return {
+        "AWS_ENDPOINT_URL": s.s3_endpoint_url,
+        "AWS_ACCESS_KEY_ID": s.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": s.s3_secret_key.get_secret_value(),
+        "AWS_REGION": s.s3_region,
+        "AWS_ALLOW_HTTP": str(s.s3_endpoint_url.startswith("http://")).lower(),
+    }
+
+
+def maintain_table(
+    spark: SparkSession,
+    spec: SourceSpec,
+    *,
+    optimize: bool = True,
+    vacuum: bool = True,
+    retention_hours: int = SAFE_VACUUM_RETENTION_HOURS,
+) -> dict[str, Any]:
+    """OPTIMIZE (Z-ORDER BY the event time) the partitions with several files, then VACUUM."""
+    from delta.tables import DeltaTable
+
+    if retention_hours < SAFE_VACUUM_RETENTION_HOURS:
+        raise ValueError(
+            f"VACUUM retention {retention_hours}h is below the safe minimum of {SAFE_VACUUM_RETENTION_HOURS}h"
+        )
+    table = DeltaTable.forPath(spark, spec.table_uri)
+    report: dict[str, Any] = {"table": spec.table, "location": spec.table_uri}
+    started = time.monotonic()
+    if optimize:
+        dates = partitions_to_compact(spec)
+        report["optimize"] = {"partitions": len(dates), "files_removed": 0, "files_added": 0}
+        if dates:
+            where = f"{spec.date_column} IN ({', '.join(repr(d) for d in dates)})"
+            m = table.optimize().where(where).executeZOrderBy(spec.time_column).select("metrics.*").first()
+            if m is not None:
+                report["optimize"] |= {
+                    "files_removed": int(m["numFilesRemoved"]),
+                    "files_added": int(m["numFilesAdded"]),
+                }
+    if vacuum:
+        table.vacuum(float(retention_hours))
+        report["vacuum"] = {"retention_hours": retention_hours}
+    detail = table.detail().select("numFiles", "sizeInBytes").first()
+    if detail is not None:
+        report["files"] = int(detail["numFiles"])
+        report["size_bytes"] = int(detail["sizeInBytes"])
+    report["seconds"] = round(time.monotonic() - started, 2)
+    log.info("maintenance of %s: %s", spec.table, report)
+    return report
+
+
+def maintain(
+    spark: SparkSession,
+    settings: StreamingSettings,
+    *,
+    tables: list[str] | None = None,
+    optimize: bool = True,
+    vacuum: bool = True,
+    retention_hours: int | None = None,
+    busy_within_s: float | None = None,
+    metrics: StreamingMetrics | None = None,
+) -> list[dict[str, Any]]:
+    """Maintain the Bronze tables (all, or those named in ``tables``).
+
+    ``busy_within_s``: refuse (:class:`TableBusyError`) a table committed to less than this many
+    seconds ago — another driver is writing it (the CLI's guard; None inside the stream).
+    """
+    specs = [s for s in source_specs(settings) if tables is None or s.table in tables]
+    if tables is not None and len(specs) != len(set(tables)):
+        known = [s.table for s in source_specs(settings)]
+        raise ValueError(f"unknown table(s) {sorted(set(tables) - {s.table for s in specs})}; known: {known}")
+    if busy_within_s is not None:
+        for spec in specs:
+            age = last_commit_age_s(spark, spec.table_uri)
+            if age is not None and age < busy_within_s:
+                raise TableBusyError(
+                    f"{spec.table} was committed to {age:.0f}s ago: the streaming service is writing it. "
+                    "Delta on S3 has no safe concurrent writers across drivers; let the service maintain "
+                    "its tables (STREAMING_MAINTENANCE_INTERVAL_MINUTES), stop it first, or pass --force"
+                )
+    reports = []
+    for spec in specs:
+        reports.append(
+            maintain_table(
+                spark,
+                spec,
+                optimize=optimize,
+                vacuum=vacuum,
+                retention_hours=retention_hours or settings.vacuum_retention_hours,
+            )
+        )
+        if metrics is not None:
+            metrics.maintenance_last_success.labels(spec.table).set(time.time())
+    return reports
+
+
+class MaintenanceScheduler(threading.Thread):
+    """Runs :func:`maintain` every ``interval_s`` inside the streaming driver, until stopped."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: StreamingSettings,
+        interval_s: float,
+        metrics: StreamingMetrics | None = None,
+    ) -> None:
+        super().__init__(name="bronze-maintenance", daemon=True)
+        self.spark = spark
+        self.settings = settings
+        self.interval_s = interval_s
+        self.metrics = metrics
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                maintain(self.spark, self.settings, metrics=self.metrics)
+            except Exception:  # the next round retries; the stream keeps running
+                log.exception("Bronze maintenance failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
