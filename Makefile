@@ -12,7 +12,8 @@ export
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 STACK := $(PY) infra/local/stack.py
-COMPOSE ?= $(if $(shell command -v docker 2>/dev/null),docker compose,.cache/bin/docker-compose)
+# `docker compose` when the Docker CLI has the compose plugin, else the pinned build from `make setup`
+COMPOSE ?= $(if $(shell docker compose version 2>/dev/null),docker compose,.cache/bin/docker-compose)
 
 ##@ Native local stack (the default runtime: every service as a plain process)
 .PHONY: setup up-local down-local status clean-local
@@ -98,7 +99,7 @@ train: ## Train on a labelled file, log to MLflow, register the model (DATA=path
 ##@ Serving
 .PHONY: serve write-features
 
-serve: ## Run the scoring API in the foreground on SERVING_PORT (model: SERVING_MODEL_NAME@champion)
+serve: ## Run the scoring API in the foreground on SERVING_PORT (model: MLFLOW_MODEL_NAME@champion)
 	OMP_NUM_THREADS=1 $(PY) -m serving
 
 write-features: ## Gold snapshots → Redis online features (DATA=path: from a transactions file instead)

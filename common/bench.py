@@ -25,7 +25,7 @@ SECTIONS: dict[str, str] = {
     "ml": "ml.bench",
     "producer": "producer.bench",
     "streaming": "streaming.bench",
-    "transforms": "ml.transforms_bench",
+    "transforms": "common.transforms_bench",
     "serving": "serving.bench",
 }
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import typer
 
+from common import trino_client
 from common.settings import kafka_settings, postgres_settings, s3_settings, trino_settings
 
 log = logging.getLogger("bootstrap")
@@ -96,14 +97,10 @@ def ensure_databases() -> list[str]:
 
 
 def ensure_trino_schemas() -> list[str]:
-    import trino
 
     t = trino_settings()
     bucket = s3_settings().lakehouse_bucket
-    conn = trino.dbapi.connect(
-        host=t.trino_host, port=t.trino_port, user=t.trino_user, catalog=t.trino_catalog
-    )
-    cur = conn.cursor()
+    cur = trino_client.connect().cursor()
     cur.execute(f"SHOW SCHEMAS FROM {t.trino_catalog}")
     have = {r[0] for r in cur.fetchall()}
     created = []

@@ -35,6 +35,18 @@ class DbtResult:
     args: list[str]
     seconds: float
     output: str
+    #: status -> count over the nodes dbt ran (models, tests, unit tests), from run_results.json
+    statuses: dict[str, int]
+
+
+def _statuses(run_id: str) -> dict[str, int]:
+    path = ROOT / "var" / "dbt" / f"target-{run_id}" / "run_results.json"
+    if not path.exists():
+        return {}
+    counts: dict[str, int] = {}
+    for node in json.loads(path.read_text()).get("results", []):
+        counts[node["status"]] = counts.get(node["status"], 0) + 1
+    return counts
 
 
 def dbt_env() -> dict[str, str]:
@@ -75,7 +87,7 @@ def run_dbt(args: list[str], variables: dict[str, Any] | None = None, run_id: st
             f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n"
             f"{proc.stdout[-5000:]}{proc.stderr[-2000:]}"
         )
-    return DbtResult(args=args, seconds=seconds, output=proc.stdout)
+    return DbtResult(args=args, seconds=seconds, output=proc.stdout, statuses=_statuses(run_id))
 
 
 if __name__ == "__main__":

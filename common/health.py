@@ -10,6 +10,7 @@ import json
 import sys
 import urllib.request
 
+from common import trino_client
 from common.settings import kafka_settings, trino_settings
 
 
@@ -24,16 +25,13 @@ def kafka_ready(timeout_s: float = 3.0) -> str:
 
 
 def trino_ready() -> str:
-    import trino
 
     t = trino_settings()
     with urllib.request.urlopen(f"http://{t.trino_host}:{t.trino_port}/v1/info", timeout=3) as r:
         info = json.load(r)
     if info.get("starting", True):
         raise RuntimeError("Trino is still starting")
-    cur = trino.dbapi.connect(
-        host=t.trino_host, port=t.trino_port, user=t.trino_user, request_timeout=5
-    ).cursor()
+    cur = trino_client.connect(request_timeout=5).cursor()
     # A query through the Delta catalog proves the catalog loaded and a worker is active.
     cur.execute(f"SHOW SCHEMAS FROM {t.trino_catalog}")
     schemas = [r[0] for r in cur.fetchall()]

@@ -59,6 +59,16 @@ class _Base(BaseSettings):
         return self
 
 
+class ServiceSettings(BaseSettings):
+    """Base of a service's own settings class: its knobs under its ``env_prefix``
+    (``model_config = SettingsConfigDict(env_prefix="STREAMING_")`` in the subclass), read from the
+    same sources as the shared settings; an empty variable means "use the default"."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILES, env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
+
+
 class FraudEnv(BaseSettings):
     model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
     fraud_env: str = "dev"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common import trino_client
 from common.settings import ROOT, mlflow_settings, trino_settings
 
 log = logging.getLogger(__name__)
@@ -27,15 +28,9 @@ GOLD_TABLE = "gold.fct_transaction_features"
 
 def read_gold_training_set(table: str = GOLD_TABLE) -> pd.DataFrame:
     """The Gold training set as the point-in-time feature frame training expects (UTC times)."""
-    import trino
 
     t = trino_settings()
-    cur = trino.dbapi.connect(
-        host=t.trino_host, port=t.trino_port, user=t.trino_user, catalog=t.trino_catalog
-    ).cursor()
-    cur.execute(f"SELECT * FROM {t.trino_catalog}.{table}")  # noqa: S608 (table name from code)
-    rows = cur.fetchall()
-    frame = pd.DataFrame(rows, columns=[d[0] for d in cur.description])
+    frame = trino_client.frame(f"SELECT * FROM {t.trino_catalog}.{table}")  # noqa: S608 (name from code)
     if frame.empty:
         raise ValueError(f"{table} is empty: build Gold first (fraud_pipeline / make dbt-build)")
     for col in ("event_time", "label_time"):

@@ -10,21 +10,19 @@ from functools import cache
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from common.settings import ENV_FILES
+from common.settings import ServiceSettings
 
 Compatibility = Literal[
     "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
 ]
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(ServiceSettings):
     """``PRODUCER_*`` variables (environment, then .env, then .env.example)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="PRODUCER_", env_file=ENV_FILES, env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="PRODUCER_")
 
     # Prometheus /metrics port (0 = no metrics endpoint).
     metrics_port: int = Field(default=8001, ge=0, le=65535)

@@ -24,31 +24,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-TRANSACTION_FIELDS: Final[tuple[str, ...]] = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "customer_id",
-    "terminal_id",
-    "merchant_name",
-    "amount",
-    "currency",
-    "mcc",
-    "channel",
-    "device_id",
-    "latitude",
-    "longitude",
-    "country",
-)
-REPLAY_REQUIRED: Final[tuple[str, ...]] = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "terminal_id",
-    "amount",
-    "is_fraud",
-)
-LABEL_EXTRA: Final[tuple[str, ...]] = ("is_fraud", "fraud_scenario", "label_time")
+from ml.data import REQUIRED_COLUMNS
+from producer.simulator import GROUND_TRUTH_COLUMNS, TRANSACTION_COLUMNS
+
+# The event's fields, the columns a labelled file must have, and the ground-truth columns: one
+# definition each (the simulator's contract and the evaluation's required columns).
+TRANSACTION_FIELDS: Final[tuple[str, ...]] = TRANSACTION_COLUMNS
+REPLAY_REQUIRED: Final[tuple[str, ...]] = REQUIRED_COLUMNS
+LABEL_EXTRA: Final[tuple[str, ...]] = GROUND_TRUTH_COLUMNS
 _TRUE: Final = frozenset({"1", "true", "t", "yes", "y"})
 _FALSE: Final = frozenset({"0", "false", "f", "no", "n", ""})
 READ_BATCH_ROWS: Final = 10_000

@@ -14,25 +14,19 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from common.settings import ENV_FILES, ROOT, KafkaSettings, S3Settings, kafka_settings, s3_settings
+from common.settings import ROOT, KafkaSettings, S3Settings, ServiceSettings, kafka_settings, s3_settings
 
 # Delta refuses VACUUM below 7 days unless told otherwise: a reader or a stream may still need
 # files that a shorter retention would delete.
 SAFE_VACUUM_RETENTION_HOURS = 168
 
 
-class StreamingSettings(BaseSettings):
+class StreamingSettings(ServiceSettings):
     """``STREAMING_*`` variables (environment, then .env, then .env.example)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="STREAMING_",
-        env_file=ENV_FILES,
-        env_file_encoding="utf-8",
-        extra="ignore",
-        env_ignore_empty=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="STREAMING_")
 
     # --- Kafka: empty = the platform topics (KAFKA_TOPIC_RAW / _LABELS / _DLQ)
     raw_topic: str = ""

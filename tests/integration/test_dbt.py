@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 import features
+from common import scratch_bronze, trino_client
 from common.dbt import run_dbt
-from common.settings import s3_settings, trino_settings
+from common.settings import trino_settings
 from ml import pit
 from ml.data import attach_labels
 from producer.simulator import SimulatorConfig, labels_of, simulate, transactions_of
@@ -30,25 +31,6 @@ DAYS = 35
 SPLIT = START + timedelta(days=30)  # rows before land first; the rest arrive in a second batch
 
 pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow]
-
-
-def trino_query(sql: str) -> list[list[Any]]:
-    import trino
-
-    t = trino_settings()
-    cur = trino.dbapi.connect(host=t.trino_host, port=t.trino_port, user=t.trino_user).cursor()
-    cur.execute(sql)
-    return list(cur.fetchall())
-
-
-def trino_frame(sql: str) -> pd.DataFrame:
-    import trino
-
-    t = trino_settings()
-    cur = trino.dbapi.connect(host=t.trino_host, port=t.trino_port, user=t.trino_user).cursor()
-    cur.execute(sql)
-    rows = cur.fetchall()
-    return pd.DataFrame(rows, columns=[d[0] for d in cur.description])
 
 
 def dbt(args: list[str], suffix: str, extra_vars: dict[str, str] | None = None) -> str:
@@ -66,83 +48,22 @@ def bronze_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     return txn, lab
 
 
-def write_bronze(
-    spark: Any, suffix: str, txn: pd.DataFrame, lab: pd.DataFrame, ingested_at: datetime
-) -> None:
-    """Append Bronze-shaped rows (the streaming job's columns) as Delta tables on the object store."""
-    from pyspark.sql import functions as sf
-
-    from streaming.session import s3a_uri
-
-    t = txn.copy()
-    t["ingested_at"] = pd.Timestamp(ingested_at)
-    t["kafka_partition"] = 0
-    t["kafka_offset"] = np.arange(len(t), dtype=np.int64)
-    t["amount"] = t["amount"].map(lambda v: f"{v:.2f}")
-    for col in ("latitude", "longitude"):  # Spark keeps a pandas NaN as NaN: Bronze has nulls
-        t[col] = t[col].astype(object).where(t[col].notna(), None)
-    df = (
-        spark.createDataFrame(t)
-        .withColumn("amount", sf.col("amount").cast("decimal(12,2)"))
-        .withColumn("event_date", sf.to_date("event_time"))
-    )
-    df.write.format("delta").mode("append").partitionBy("event_date").save(
-        s3a_uri(f"_tests/bronze_{suffix}/transactions")
-    )
-    lb = lab.copy()
-    lb["ingested_at"] = pd.Timestamp(ingested_at)
-    lb["is_fraud"] = lb["is_fraud"].astype(bool)
-    spark.createDataFrame(lb).write.format("delta").mode("append").save(
-        s3a_uri(f"_tests/bronze_{suffix}/labels")
-    )
-
-
 @pytest.fixture(scope="module")
 def dbt_run(spark: Any) -> Iterator[dict[str, Any]]:
     suffix = f"t{os.getpid()}"
-    bucket = s3_settings().lakehouse_bucket
-    cat = trino_settings().trino_catalog
     txn, lab = bronze_frames()
     first_t = txn[txn["event_time"] < pd.Timestamp(SPLIT)]
     first_l = lab[
         lab["transaction_id"].isin(first_t["transaction_id"]) & (lab["label_time"] < pd.Timestamp(SPLIT))
     ]
     t0 = datetime.now(UTC) - timedelta(hours=1)
-    write_bronze(spark, suffix, first_t, first_l, t0)
-    trino_query(
-        f"CREATE SCHEMA {cat}.bronze_{suffix} WITH (location = 's3://{bucket}/_tests/bronze_{suffix}/')"
-    )
-    for table in ("transactions", "labels"):
-        trino_query(
-            f"CALL {cat}.system.register_table(schema_name => 'bronze_{suffix}', table_name => '{table}', "
-            f"table_location => 's3://{bucket}/_tests/bronze_{suffix}/{table}')"
-        )
+    scratch_bronze.write_bronze(spark, suffix, first_t, first_l, t0)
+    scratch_bronze.register_bronze(suffix)
     try:
         yield {"suffix": suffix, "txn": txn, "lab": lab, "first_t": first_t, "first_l": first_l}
     finally:
-        for schema in (f"gold_{suffix}", f"silver_{suffix}", f"bronze_{suffix}"):
-            tables = trino_query(f"SHOW TABLES FROM {cat}.{schema}") if _schema_exists(schema) else []
-            for (name,) in tables:
-                kind = trino_query(
-                    f"SELECT table_type FROM {cat}.information_schema.tables "
-                    f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
-                )[0][0]
-                if schema.startswith("bronze_"):
-                    trino_query(
-                        f"CALL {cat}.system.unregister_table("
-                        f"schema_name => '{schema}', table_name => '{name}')"
-                    )
-                else:
-                    trino_query(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {cat}.{schema}.{name}")
-            if _schema_exists(schema):
-                trino_query(f"DROP SCHEMA {cat}.{schema}")
-
-
-def _schema_exists(schema: str) -> bool:
-    cat = trino_settings().trino_catalog
-    return bool(
-        trino_query(f"SELECT 1 FROM {cat}.information_schema.schemata WHERE schema_name = '{schema}'")
-    )
+        scratch_bronze.drop_schemas(suffix)
+        scratch_bronze.remove_bronze_files(suffix)
 
 
 def reference(txn: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
@@ -151,7 +72,7 @@ def reference(txn: pd.DataFrame, lab: pd.DataFrame) -> pd.DataFrame:
 
 
 def gold(suffix: str, table: str) -> pd.DataFrame:
-    return trino_frame(f"SELECT * FROM {trino_settings().trino_catalog}.gold_{suffix}.{table}")
+    return trino_client.frame(f"SELECT * FROM {trino_settings().trino_catalog}.gold_{suffix}.{table}")
 
 
 def assert_parity(got: pd.DataFrame, ref: pd.DataFrame) -> None:
@@ -173,8 +94,8 @@ def model_counts(suffix: str) -> dict[str, int]:
     cat = trino_settings().trino_catalog
     out = {}
     for schema in (f"silver_{suffix}", f"gold_{suffix}"):
-        for (name,) in trino_query(f"SHOW TABLES FROM {cat}.{schema}"):
-            out[f"{schema}.{name}"] = trino_query(f"SELECT count(*) FROM {cat}.{schema}.{name}")[0][0]
+        for (name,) in trino_client.rows(f"SHOW TABLES FROM {cat}.{schema}"):
+            out[f"{schema}.{name}"] = trino_client.rows(f"SELECT count(*) FROM {cat}.{schema}.{name}")[0][0]
     return out
 
 
@@ -198,7 +119,7 @@ def test_incremental_run_after_new_transactions_and_late_labels_matches_a_full_r
     txn, lab = dbt_run["txn"], dbt_run["lab"]
     later_t = txn[~txn["transaction_id"].isin(dbt_run["first_t"]["transaction_id"])]
     later_l = lab[~lab["transaction_id"].isin(dbt_run["first_l"]["transaction_id"])]
-    write_bronze(spark, suffix, later_t, later_l, datetime.now(UTC))
+    scratch_bronze.write_bronze(spark, suffix, later_t, later_l, datetime.now(UTC))
     dbt(["build"], suffix)
     ref = reference(txn, lab)
     fct = gold(suffix, "fct_transaction_features")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from common import trino_client
 from common.bootstrap import TRINO_SCHEMAS, topic_specs
 from common.settings import (
     airflow_settings,
@@ -37,21 +38,6 @@ def s3_client() -> Any:
     import boto3
 
     return boto3.client("s3", **s3_settings().boto3_kwargs())
-
-
-def trino_cursor() -> Any:
-    import trino
-
-    t = trino_settings()
-    return trino.dbapi.connect(
-        host=t.trino_host, port=t.trino_port, user=t.trino_user, catalog=t.trino_catalog
-    ).cursor()
-
-
-def trino_rows(sql: str) -> list[list[Any]]:
-    cur = trino_cursor()
-    cur.execute(sql)
-    return list(cur.fetchall())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +134,7 @@ def test_bootstrap_created_buckets_and_trino_schemas() -> None:
     s3 = s3_settings()
     buckets = {b["Name"] for b in s3_client().list_buckets()["Buckets"]}
     assert {s3.lakehouse_bucket, s3.mlflow_bucket} <= buckets
-    schemas = {r[0] for r in trino_rows(f"SHOW SCHEMAS FROM {trino_settings().trino_catalog}")}
+    schemas = {r[0] for r in trino_client.rows(f"SHOW SCHEMAS FROM {trino_settings().trino_catalog}")}
     assert set(TRINO_SCHEMAS) <= schemas
 
 
@@ -167,11 +153,11 @@ def test_delta_written_by_spark_is_read_by_trino(spark: Any, unique: str) -> Non
     df.write.format("delta").partitionBy("event_date").save(s3a_uri(key))
     cat = trino_settings().trino_catalog
     try:
-        trino_rows(
+        trino_client.rows(
             f"CALL {cat}.system.register_table(schema_name => 'bronze', table_name => '{table}', "
             f"table_location => '{s3_uri(key)}')"
         )
-        rows = trino_rows(
+        rows = trino_client.rows(
             "SELECT count(*), count(DISTINCT card_id), sum(amount), count(DISTINCT event_date) "
             f"FROM {cat}.bronze.{table}"
         )
@@ -180,7 +166,9 @@ def test_delta_written_by_spark_is_read_by_trino(spark: Any, unique: str) -> Non
         assert float(rows[0][2]) == pytest.approx(sum(i * 1.25 for i in range(500)))
         assert rows[0][3] == 3
     finally:
-        trino_rows(f"CALL {cat}.system.unregister_table(schema_name => 'bronze', table_name => '{table}')")
+        trino_client.rows(
+            f"CALL {cat}.system.unregister_table(schema_name => 'bronze', table_name => '{table}')"
+        )
 
 
 @pytest.mark.slow
@@ -191,12 +179,14 @@ def test_delta_created_by_trino_is_read_by_spark(spark: Any, unique: str) -> Non
     table = f"it_trino_{unique}"
     key = f"silver/_tests/{table}"
     bucket = s3_settings().lakehouse_bucket
-    trino_rows(
+    trino_client.rows(
         f"CREATE TABLE {cat}.silver.{table} (id bigint, label varchar, amount decimal(18,2)) "
         f"WITH (location = 's3://{bucket}/{key}')"
     )
     try:
-        trino_rows(f"INSERT INTO {cat}.silver.{table} VALUES (1, 'a', 10.50), (2, 'b', 0.25), (3, 'c', 7.00)")
+        trino_client.rows(
+            f"INSERT INTO {cat}.silver.{table} VALUES (1, 'a', 10.50), (2, 'b', 0.25), (3, 'c', 7.00)"
+        )
         got = spark.read.format("delta").load(s3a_uri(key)).orderBy("id").collect()  # type: ignore[attr-defined]
         assert [(r.id, r.label, float(r.amount)) for r in got] == [
             (1, "a", 10.5),
@@ -204,7 +194,7 @@ def test_delta_created_by_trino_is_read_by_spark(spark: Any, unique: str) -> Non
             (3, "c", 7.0),
         ]
     finally:
-        trino_rows(f"DROP TABLE {cat}.silver.{table}")
+        trino_client.rows(f"DROP TABLE {cat}.silver.{table}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ NATIVE_TO_COMPOSE = {
     "statsd-exporter": "statsd-exporter",
     "postgres-exporter": "postgres-exporter",
     "redis-exporter": "redis-exporter",
+    "streaming": "streaming",
+    "serving": "serving",
 }
 
 

@@ -31,7 +31,7 @@ export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
 export FRAUD_PLATFORM_PYTHON="$ROOT/.venv/bin/python" FRAUD_ROOT="$ROOT"
 # DAG files share airflow/dags/_common.py; Airflow 3 does not put the DAG folder on sys.path.
 export PYTHONPATH="$ROOT/airflow/dags${PYTHONPATH:+:$PYTHONPATH}"
-cmd="${1:?usage: airflow.sh init|api-server|scheduler|dag-processor}"
+cmd="${1:?usage: airflow.sh init|api-server|scheduler|dag-processor|cli <airflow args>}"
 case "$cmd" in
   init)
     # The simple auth manager reads passwords from this file; keep it in step with the setting.
@@ -40,5 +40,7 @@ case "$cmd" in
   api-server) exec "$airflow" api-server --port "$AIRFLOW_PORT" --host 127.0.0.1 --workers 1 ;;
   scheduler) exec "$airflow" scheduler ;;
   dag-processor) exec "$airflow" dag-processor ;;
+  # any airflow command with the stack's configuration, e.g. `airflow.sh cli dags test fraud_pipeline`
+  cli) shift; exec "$airflow" "$@" ;;
   *) fail "unknown airflow command '$cmd'" ;;
 esac

@@ -1,0 +1,38 @@
+"""``python -m serving``: the API under uvicorn (one process; port SERVING_PORT)."""
+
+from __future__ import annotations
+
+import os
+
+# before numpy / LightGBM load: one OpenMP thread (micro-batches are small; see serving.scoring)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import logging
+
+import uvicorn
+
+from common.settings import FraudEnv
+from serving.settings import get_settings
+
+
+def main() -> None:
+    level = FraudEnv().log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    s = get_settings()
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=s.host,
+        port=s.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=s.access_log,
+        log_config=None,
+        log_level=level.lower(),
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One router per resource: predictions, health (health + readiness), model, metrics."""

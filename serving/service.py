@@ -1,0 +1,93 @@
+"""The ``score()`` service: transactions in, predictions out; the routes only call this.
+
+For N transactions (1 for ``/predict``): read the model once (a swap mid-request cannot mix
+versions) → the micro-batcher: one Redis round trip for the cards and terminals of every request
+queued meanwhile (:class:`OnlineStore`), then vectors, probabilities, decisions and reasons in its
+worker thread → metrics and one prediction-log row each (queued, written later).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from serving.metrics import ServingMetrics
+from serving.model_manager import ModelManager
+from serving.online_store import Lookup, OnlineStore
+from serving.prediction_log import DisabledLog, PredictionLog, copy_line
+from serving.schemas import PredictionOut, Reason, TransactionIn
+from serving.scoring import MicroBatcher, Scored
+
+
+@dataclass
+class Services:
+    """Everything a request needs, built in the app's lifespan (see serving.app)."""
+
+    models: ModelManager
+    store: OnlineStore
+    batcher: MicroBatcher
+    log: PredictionLog | DisabledLog
+    metrics: ServingMetrics
+
+
+@dataclass(slots=True)
+class Outcome:
+    prediction: PredictionOut
+    vector: list[float]
+
+
+async def score(services: Services, txns_in: Sequence[TransactionIn]) -> list[Outcome]:
+    """Score transactions; raises ``NoModelError`` when no model is loaded (the route answers 503)."""
+    started = time.perf_counter()
+    model = services.models.require()
+    txns = [t.to_transaction() for t in txns_in]
+    answer = await services.batcher.score(model, txns)  # one Redis round trip, then the model
+    scored: list[Scored] = answer.scored
+    lookups: list[Lookup] = answer.lookups
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    now = datetime.now(UTC).isoformat()
+    m = services.metrics
+    fs_version = model.model.feature_set_version
+    out: list[Outcome] = []
+    for t_in, txn, lookup, s in zip(txns_in, txns, lookups, scored, strict=True):
+        prediction = PredictionOut(
+            transaction_id=txn.transaction_id,
+            fraud_probability=s.probability,
+            decision=s.decision,  # type: ignore[arg-type]
+            model_name=model.name,
+            model_version=model.version,
+            feature_set_version=fs_version,
+            feature_source=lookup.source,
+            latency_ms=round(latency_ms, 3),
+            reasons=[Reason.model_construct(**r) for r in s.reasons],  # type: ignore[arg-type]
+        )
+        m.predictions.labels(s.decision, lookup.source).inc()
+        m.score.observe(s.probability)
+        services.log.record(
+            copy_line(
+                (
+                    now,
+                    txn.transaction_id,
+                    txn.card_id,
+                    txn.terminal_id,
+                    txn.event_time,
+                    t_in.amount,
+                    t_in.currency,
+                    model.name,
+                    model.version,
+                    fs_version,
+                    s.probability,
+                    s.decision,
+                    lookup.source,
+                    answer.version,
+                    latency_ms,
+                    s.vector_text,
+                    s.reasons_json,
+                    t_in.model_dump_json(),
+                )
+            )
+        )
+        out.append(Outcome(prediction, s.vector))
+    return out
