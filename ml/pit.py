@@ -356,6 +356,30 @@ def snapshot_frame(history: pd.DataFrame, as_of: datetime) -> tuple[pd.DataFrame
     return cards, terms.drop(columns=["event_time_ms"])
 
 
+def transaction_from_row(row: pd.Series) -> features.Transaction:
+    """One row of a transactions frame as the ``features.Transaction`` the online path receives
+    (NaN and absent optional columns become None)."""
+
+    def opt(name: str) -> Any:
+        v = row.get(name)
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    return features.Transaction(
+        transaction_id=row["transaction_id"],
+        event_time=pd.Timestamp(row["event_time"]).to_pydatetime(),
+        card_id=row["card_id"],
+        terminal_id=row["terminal_id"],
+        amount=float(row["amount"]),
+        channel=opt("channel"),
+        mcc=opt("mcc"),
+        device_id=opt("device_id"),
+        latitude=opt("latitude"),
+        longitude=opt("longitude"),
+        country=opt("country"),
+        merchant_name=opt("merchant_name"),
+    )
+
+
 def card_features_from_row(row: dict[str, Any], as_of: datetime) -> features.CardFeatures:
     """CardFeatures from one row of the cards frame of :func:`snapshot_frame` (or a Gold snapshot)."""
     kwargs: dict[str, Any] = {"card_id": row["card_id"], "as_of": as_of}

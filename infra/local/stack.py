@@ -338,7 +338,13 @@ def up(timeout: float = typer.Option(420, help="seconds to wait for every servic
     """Start every service and wait until all are ready."""
     env = load_env()
     if running():
-        console.print("[green]the local stack is already running[/]")
+        # a service may be restarting (make restart-..., a crash being retried): wait for it
+        console.print("[green]the local stack is already running[/]; waiting until every service is ready")
+        try:
+            wait_ready(declared_processes(), timeout)
+        except StackError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
         status()
         return
     for d in (VAR / "run", LOGS, VAR / "data", REPORTS):

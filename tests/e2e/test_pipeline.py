@@ -26,14 +26,15 @@ pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A fresh 60-day history of a few hundred cards, ending now, replayed through the producer."""
+    """A fresh 75-day history of a few hundred cards, ending now, replayed through the producer
+    (the demo's shape at half its size: enough for the training protocol when no champion exists)."""
     from producer.simulator import SimulatorConfig, simulate
 
     seed = 500_000 + os.getpid() % 400_000
     now = datetime.now(UTC)
     cfg = SimulatorConfig(
-        seed=seed, days=60, start=(now - timedelta(days=60)).replace(microsecond=0),
-        n_customers=200, n_terminals=150, n_online_merchants=20,
+        seed=seed, days=75, start=(now - timedelta(days=75)).replace(microsecond=0),
+        n_customers=400, n_terminals=300, n_online_merchants=20,
     )  # fmt: skip
     frame = simulate(cfg).to_pandas()
     frame = frame[frame["event_time"] < pd.Timestamp(now)].copy()
@@ -113,7 +114,7 @@ def test_predict_uses_online_features_and_the_champion(produced: dict[str, Any])
     if version is None:
         from ml.tasks import run_all
 
-        decision = run_all(n_test_folds=1, n_val_folds=1)
+        decision = run_all(n_test_folds=2, n_val_folds=1)
         assert decision.get("promoted"), decision
         version = decision["challenger"]["version"]
     from serving.settings import get_settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,36 +21,17 @@ from ml.pit import (
     snapshot_frame,
     terminal_features_from_row,
     terminal_snapshot,
+    transaction_from_row,
 )
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def transaction_of(row: pd.Series) -> features.Transaction:
-    def opt(v: Any) -> Any:
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-
-    return features.Transaction(
-        transaction_id=row["transaction_id"],
-        event_time=row["event_time"].to_pydatetime(),
-        card_id=row["card_id"],
-        terminal_id=row["terminal_id"],
-        amount=float(row["amount"]),
-        channel=opt(row["channel"]),
-        mcc=opt(row["mcc"]),
-        device_id=opt(row["device_id"]),
-        latitude=opt(row["latitude"]),
-        longitude=opt(row["longitude"]),
-        country=opt(row["country"]),
-        merchant_name=opt(row["merchant_name"]),
-    )
 
 
 def online_vectors(history: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     """What serving computes: snapshots as of each transaction time + the request itself."""
     out = []
     for _, row in rows.iterrows():
-        txn = transaction_of(row)
+        txn = transaction_from_row(row)
         card = card_snapshot(history, txn.card_id, txn.event_time)
         term = terminal_snapshot(history, txn.terminal_id, txn.event_time)
         out.append(features.build_vector(txn, card, term))

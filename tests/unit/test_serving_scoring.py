@@ -12,7 +12,13 @@ import pytest
 import features
 from ml.model import FraudModel
 from ml.models import LightGBMModel, RandomForestModel, RulesModel
-from ml.pit import card_features_from_row, feature_matrix, snapshot_frame, terminal_features_from_row
+from ml.pit import (
+    card_features_from_row,
+    feature_matrix,
+    snapshot_frame,
+    terminal_features_from_row,
+    transaction_from_row,
+)
 from ml.train import learnt_defaults
 from serving.online_store import FetchResult
 from serving.scoring import (
@@ -54,25 +60,6 @@ def rf_model(xy: tuple[np.ndarray, np.ndarray]) -> FraudModel:
     return fraud_model(RandomForestModel({"n_estimators": 25, "max_depth": 10}).fit(x, y), x)
 
 
-def _txn(row: pd.Series) -> features.Transaction:
-    def opt(v: object) -> object:
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-
-    return features.Transaction(
-        transaction_id=row["transaction_id"],
-        event_time=row["event_time"].to_pydatetime(),
-        card_id=row["card_id"],
-        terminal_id=row["terminal_id"],
-        amount=float(row["amount"]),
-        channel=opt(row["channel"]),  # type: ignore[arg-type]
-        mcc=opt(row["mcc"]),  # type: ignore[arg-type]
-        device_id=opt(row["device_id"]),  # type: ignore[arg-type]
-        latitude=opt(row["latitude"]),  # type: ignore[arg-type]
-        longitude=opt(row["longitude"]),  # type: ignore[arg-type]
-        country=opt(row["country"]),  # type: ignore[arg-type]
-    )
-
-
 def test_batch_vectors_equal_build_vector_bit_for_bit(small_frame: pd.DataFrame) -> None:
     """Real snapshots (some entities absent → no history), unavailable groups → defaults."""
     rng = np.random.default_rng(0)
@@ -84,7 +71,7 @@ def test_batch_vectors_equal_build_vector_bit_for_bit(small_frame: pd.DataFrame)
     later = history[history["event_time_ms"] >= features.to_epoch_ms(as_of)].sample(300, random_state=1)
     txns, cs, ts = [], [], []
     for _, row in later.iterrows():
-        t = _txn(row)
+        t = transaction_from_row(row)
         if rng.random() < 0.1:
             t = replace(t, card_id="never-seen", channel=None, mcc=None, country=None, latitude=None)
         txns.append(t)
@@ -186,7 +173,7 @@ async def test_micro_batcher_batches_concurrent_requests_and_keeps_each_requests
     try:
         a = LoadedModel("m", "1", lgb_model, build_scorer(lgb_model), "a")
         b = LoadedModel("m", "2", rf_model, build_scorer(rf_model), "b")
-        txns = [_txn(r) for _, r in small_frame.head(20).iterrows()]
+        txns = [transaction_from_row(r) for _, r in small_frame.head(20).iterrows()]
         jobs = [batcher.score(a if i % 2 else b, [t]) for i, t in enumerate(txns)]
         answers = await asyncio.gather(*jobs)
     finally:
