@@ -49,7 +49,7 @@ compose-config: ## Validate docker-compose.yml (works without a Docker engine)
 ##@ Main job
 .PHONY: demo
 
-demo: up-local ## Run the platform end to end on the local stack and print a summary
+demo: setup up-local ## Install (if needed), start the local stack, run the platform end to end, print a summary
 	$(PY) -m common.demo
 
 ##@ Ingestion
