@@ -166,6 +166,63 @@ def maintain(
     return reports
 
 
+#: Least wait after the service starts before its first maintenance (start-up load settles first).
+FIRST_DELAY_S = 600.0
+#: Delta log operations that count as maintenance of a table.
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM END"})
+
+
+def last_maintenance_age_s(spec: SourceSpec) -> float | None:
+    """Seconds since the table's last OPTIMIZE or VACUUM commit (from the Delta log), None if never."""
+    import deltalake
+
+    table = deltalake.DeltaTable(spec.table_uri_s3, storage_options=_delta_rs_options())
+    stamps = [int(c["timestamp"]) for c in table.history(500) if c.get("operation") in MAINTENANCE_OPERATIONS]
+    return max(0.0, time.time() - max(stamps) / 1000) if stamps else None
+
+
+def maintain_bronze(
+    settings: StreamingSettings | None = None,
+    *,
+    spark: SparkSession | None = None,
+    max_age_hours: float = 24.0,
+    idle_minutes: float = 15.0,
+) -> dict[str, Any]:
+    """The scheduler's daily task (Airflow ``fraud_pipeline.maintain_bronze``).
+
+    While the streaming service runs it maintains its own tables (see the module docstring), so
+    this makes sure maintenance happened rather than doing it twice: a table maintained within
+    ``max_age_hours`` is left alone; any other is maintained here, in this process's own Spark
+    driver (``spark``, or one started and stopped here), and refused (:class:`TableBusyError`)
+    if the stream committed to it within ``idle_minutes`` — the service is writing it but not
+    maintaining it (``STREAMING_MAINTENANCE_INTERVAL_MINUTES=0``), a configuration to fix, not
+    to race.
+    """
+    settings = settings or StreamingSettings()
+    report: dict[str, Any] = {"up_to_date": {}, "maintained": []}
+    due = []
+    for spec in source_specs(settings):
+        age = last_maintenance_age_s(spec)
+        if age is not None and age < max_age_hours * 3600:
+            report["up_to_date"][spec.table] = f"maintained {age / 3600:.1f} h ago"
+        else:
+            due.append(spec.table)
+    if due:
+        own = spark is None
+        if spark is None:
+            from streaming.session import build_spark
+
+            conf = {"spark.driver.memory": settings.driver_memory}
+            spark = build_spark("fraud-bronze-maintenance", settings.spark_master, None, **conf)
+        try:
+            report["maintained"] = maintain(spark, settings, tables=due, busy_within_s=idle_minutes * 60)
+        finally:
+            if own:
+                spark.stop()
+    log.info("Bronze maintenance: %s", report)
+    return report
+
+
 class MaintenanceScheduler(threading.Thread):
     """Runs :func:`maintain` every ``interval_s`` inside the streaming driver, until stopped."""
 
@@ -183,12 +240,26 @@ class MaintenanceScheduler(threading.Thread):
         self.metrics = metrics
         self._stop_event = threading.Event()
 
+    def first_wait_s(self) -> float:
+        """Until the most overdue table is due (by its last maintenance in the Delta log), at least
+        FIRST_DELAY_S after start, so a service restarted often still maintains its tables."""
+        try:
+            ages = [last_maintenance_age_s(spec) for spec in source_specs(self.settings)]
+        except Exception:  # no table yet, store unreachable: the regular interval
+            log.warning("could not read the last maintenance time; next run in %.0fs", self.interval_s)
+            return self.interval_s
+        oldest = float("inf") if any(a is None for a in ages) else max(a for a in ages if a is not None)
+        return max(FIRST_DELAY_S, self.interval_s - oldest)
+
     def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
+        wait = self.first_wait_s()
+        log.info("Bronze maintenance in %.0fs, then every %.0fs", wait, self.interval_s)
+        while not self._stop_event.wait(wait):
             try:
                 maintain(self.spark, self.settings, metrics=self.metrics)
             except Exception:  # the next round retries; the stream keeps running
                 log.exception("Bronze maintenance failed")
+            wait = self.interval_s
 
     def stop(self) -> None:
         self._stop_event.set()

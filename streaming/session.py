@@ -64,6 +64,8 @@ def build_spark(
         "spark.driver.memory": "1g",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "false",
+        # VACUUM START/END commits in the Delta log: when a table was last maintained is read there
+        "spark.databricks.delta.vacuum.logging.enabled": "true",
     }
     base.update(conf)
     builder = SparkSession.builder.master(master).appName(app_name)

@@ -448,7 +448,13 @@ def check_maintenance(spark: Any, settings: StreamingSettings) -> None:
     floor refuse unsafe runs."""
     from delta.tables import DeltaTable
 
-    from streaming.maintenance import TableBusyError, maintain, maintain_table
+    from streaming.maintenance import (
+        TableBusyError,
+        last_maintenance_age_s,
+        maintain,
+        maintain_bronze,
+        maintain_table,
+    )
     from streaming.sources import source_specs
 
     uri = settings.table_uri(settings.transactions_table)
@@ -466,6 +472,17 @@ def check_maintenance(spark: Any, settings: StreamingSettings) -> None:
     assert reports[0]["optimize"]["files_removed"] > reports[0]["optimize"]["files_added"]
     assert bronze(spark, settings, settings.transactions_table).count() == count
     assert DeltaTable.forPath(spark, uri).detail().first()["properties"]["delta.appendOnly"] == "true"
+    # the scheduler's daily task: the table just maintained is left alone; the labels table (never
+    # maintained, written minutes ago) is refused while "the stream" may be writing it, then done
+    tx_spec, labels_spec = source_specs(settings)
+    assert (last_maintenance_age_s(tx_spec) or 1e9) < 600
+    assert last_maintenance_age_s(labels_spec) is None
+    with pytest.raises(TableBusyError, match=settings.labels_table):
+        maintain_bronze(settings, spark=spark, idle_minutes=60)
+    done = maintain_bronze(settings, spark=spark, idle_minutes=0)
+    assert list(done["up_to_date"]) == [settings.transactions_table]
+    assert [r["table"] for r in done["maintained"]] == [settings.labels_table]
+    assert last_maintenance_age_s(labels_spec) is not None
 
 
 def test_a_replayed_batch_changes_nothing_in_bronze(spark: Any, env: Env) -> None:
