@@ -39,12 +39,18 @@ class DbtResult:
     statuses: dict[str, int]
 
 
-def _statuses(run_id: str) -> dict[str, int]:
+def run_results(run_id: str) -> list[dict[str, Any]]:
+    """The nodes of the last dbt command of ``run_id`` (its run_results.json), [] before any."""
     path = ROOT / "var" / "dbt" / f"target-{run_id}" / "run_results.json"
     if not path.exists():
-        return {}
+        return []
+    results: list[dict[str, Any]] = json.loads(path.read_text()).get("results", [])
+    return results
+
+
+def _statuses(run_id: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for node in json.loads(path.read_text()).get("results", []):
+    for node in run_results(run_id):
         counts[node["status"]] = counts.get(node["status"], 0) + 1
     return counts
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from common import scratch_bronze
-from common.dbt import PROJECT, run_dbt
+from common.dbt import PROJECT, run_dbt, run_results
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,7 @@ GOAL_INCREMENTAL_S: Final = 60
 
 
 def _slowest_models(run_id: str, top: int = 5) -> dict[str, float]:
-    import json
-
-    from common.settings import ROOT
-
-    path = ROOT / "var" / "dbt" / f"target-{run_id}" / "run_results.json"
-    results = json.loads(path.read_text()).get("results", [])
-    models = [r for r in results if r["unique_id"].startswith("model.")]
+    models = [r for r in run_results(run_id) if r["unique_id"].startswith("model.")]
     models.sort(key=lambda r: r["execution_time"], reverse=True)
     return {r["unique_id"].rsplit(".", 1)[-1]: round(r["execution_time"], 2) for r in models[:top]}
 

@@ -23,6 +23,7 @@ from typing import Any
 import typer
 
 from common.settings import ROOT, FraudEnv
+from streaming.session import streaming_spark
 from streaming.settings import StreamingSettings
 
 log = logging.getLogger("streaming")
@@ -44,13 +45,6 @@ def _logging() -> None:
 
 def _settings(**overrides: Any) -> StreamingSettings:
     return StreamingSettings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _spark(settings: StreamingSettings, app_name: str) -> Any:
-    from streaming.session import build_spark
-
-    conf = {"spark.driver.memory": settings.driver_memory}
-    return build_spark(app_name, settings.spark_master, None, **conf)
 
 
 def _write_report(name: str, data: Any) -> Path:
@@ -110,7 +104,7 @@ def run(
     metrics = StreamingMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    spark = _spark(settings, "fraud-streaming")
+    spark = streaming_spark(settings, "fraud-streaming")
     attach_metrics(spark, metrics, settings)
     queries = {
         source: build_stream(spark, settings, source=source, available_now=available_now, metrics=metrics)
@@ -174,7 +168,7 @@ def maintain(
     from streaming.maintenance import maintain as run_maintenance
 
     settings = _settings(transactions_table=transactions_table, labels_table=labels_table)
-    spark = _spark(settings, "fraud-streaming-maintenance")
+    spark = streaming_spark(settings, "fraud-streaming-maintenance")
     try:
         reports = run_maintenance(
             spark,
@@ -202,7 +196,7 @@ def create_tables() -> None:
     from streaming.job import ensure_tables
 
     settings = _settings()
-    spark = _spark(settings, "fraud-streaming-tables")
+    spark = streaming_spark(settings, "fraud-streaming-tables")
     try:
         ensure_tables(spark, settings)
     finally:

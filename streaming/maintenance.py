@@ -210,10 +210,9 @@ def maintain_bronze(
     if due:
         own = spark is None
         if spark is None:
-            from streaming.session import build_spark
+            from streaming.session import streaming_spark
 
-            conf = {"spark.driver.memory": settings.driver_memory}
-            spark = build_spark("fraud-bronze-maintenance", settings.spark_master, None, **conf)
+            spark = streaming_spark(settings, "fraud-bronze-maintenance")
         try:
             report["maintained"] = maintain(spark, settings, tables=due, busy_within_s=idle_minutes * 60)
         finally:

@@ -12,6 +12,8 @@ from common.settings import ROOT, S3Settings, s3_settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from streaming.settings import StreamingSettings
+
 SPARK_JARS_DIR = Path(os.environ.get("SPARK_EXTRA_JARS_DIR", ROOT / ".cache" / "jvm" / "spark-jars"))
 
 
@@ -74,3 +76,11 @@ def build_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+def streaming_spark(settings: StreamingSettings, app_name: str) -> SparkSession:
+    """A session sized by the ``STREAMING_*`` settings (master, driver memory): the service, its
+    CLI commands and the scheduled maintenance."""
+    return build_spark(
+        app_name, settings.spark_master, None, **{"spark.driver.memory": settings.driver_memory}
+    )
