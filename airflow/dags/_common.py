@@ -28,3 +28,11 @@ def dbt_command(args: str) -> str:
         f"cd {DBT_DIR} && {DBT_BIN} {args} --project-dir {DBT_DIR} --profiles-dir {DBT_DIR} "
         f"--target-path {ROOT}/var/dbt/target --log-path {ROOT}/var/log/dbt"
     )
+
+
+def dbt_build(select: str) -> str:
+    """`dbt build` of one layer. Indirect selection is `buildable`: a test is picked only when all
+    the models it reads are selected or upstream of them. dbt's default (`eager`) would also run,
+    in the Silver build, the marts' relationship tests that merely point at a Silver model, which
+    read a Gold table not built yet (and fail outright on a fresh warehouse)."""
+    return dbt_command(f"build --select {select} --indirect-selection buildable")

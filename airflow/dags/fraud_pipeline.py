@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from _common import DEFAULT_ARGS, PLATFORM_PYTHON, dbt_command
+from _common import DEFAULT_ARGS, PLATFORM_PYTHON, dbt_build, dbt_command
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.sensors.bash import BashSensor
 from airflow.sdk import dag, task
@@ -44,10 +44,8 @@ def fraud_pipeline() -> None:
         timeout=15 * 60,
         mode="reschedule",
     )
-    build_silver = BashOperator(
-        task_id="build_silver", bash_command=dbt_command("build --select staging intermediate")
-    )
-    build_gold = BashOperator(task_id="build_gold", bash_command=dbt_command("build --select marts"))
+    build_silver = BashOperator(task_id="build_silver", bash_command=dbt_build("staging intermediate"))
+    build_gold = BashOperator(task_id="build_gold", bash_command=dbt_build("marts"))
 
     @task.external_python(task_id="write_online_features", python=PLATFORM_PYTHON)
     def write_online_features() -> dict[str, Any]:

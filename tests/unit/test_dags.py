@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from common.dbt import run_dbt
+
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_PY = ROOT / ".venvs" / "airflow" / "bin" / "python"
 DAGS = ROOT / "airflow" / "dags"
@@ -29,7 +31,9 @@ for dag_id, dag in bag.dags.items():
         "doc_md": bool(dag.doc_md and dag.doc_md.strip()),
         "schedule": str(getattr(dag.timetable, "description", "")),
         "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries,
-                              "upstream": sorted(t.upstream_task_ids)} for t in dag.tasks},
+                              "upstream": sorted(t.upstream_task_ids),
+                              "bash_command": getattr(t, "bash_command", None)}
+                  for t in dag.tasks},
     }
 print(json.dumps(out))
 """
@@ -86,3 +90,28 @@ def test_pipeline_order(dagbag: dict[str, Any]) -> None:
     training = dagbag["dags"]["fraud_training"]["tasks"]
     assert training["promote_champion"]["upstream"] == ["register_challenger"]
     assert training["register_challenger"]["upstream"] == ["evaluate_model"]
+
+
+def _listed(selection: list[str], resource_type: str) -> list[dict[str, Any]]:
+    out = run_dbt(["ls", *selection, "--resource-type", resource_type, "--output", "json",
+                   "--output-keys", "unique_id depends_on", "--quiet"], run_id="test-dags")  # fmt: skip
+    return [json.loads(line) for line in out.output.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("task_id", ["build_silver", "build_gold"])
+def test_layer_builds_only_test_what_they_build(dagbag: dict[str, Any], task_id: str) -> None:
+    """A layer's `dbt build` (the DAG's own command line, listed by dbt) runs no test that reads a
+    model outside the layer and its parents: on a fresh warehouse such a test would read a table
+    that does not exist yet (the Silver build once ran the marts' relationship tests)."""
+    command = dagbag["dags"]["fraud_pipeline"]["tasks"][task_id]["bash_command"]
+    args = command.split(" && ", 1)[1].split()
+    selection = args[args.index("--select") : args.index("--project-dir")]
+    built = {n["unique_id"] for n in _listed(selection, "model")}
+    assert built, f"{task_id} selects no model: {selection}"
+    parents = ["--select", *(f"+{model.split('.')[-1]}" for model in built)]
+    upstream = {n["unique_id"] for n in _listed(parents, "model")}
+    tests = _listed(selection, "test")
+    assert tests, f"{task_id} runs no data test: {selection}"
+    for test in tests:
+        outside = [d for d in test["depends_on"]["nodes"] if d.startswith("model.") and d not in upstream]
+        assert not outside, f"{task_id} would run {test['unique_id']}, which reads {outside}"
