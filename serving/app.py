@@ -154,6 +154,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The platform's telemetry is Prometheus (/metrics). FastAPI's native OpenTelemetry
+        # hooks, unconfigured here, still ask the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = s
     app.state.api_keys = s.keys()

@@ -1,6 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases (override them in tests with
-``app.dependency_overrides[get_services] = ...``). All ``async def``: FastAPI runs a plain ``def``
-dependency in a worker thread, a thread hop per request for a dictionary lookup."""
+"""Dependencies of the routes, as ``Annotated`` aliases. The services live in
+``app.state.services`` (set by the lifespan; unit tests set them to fakes), so ``/predict``, which
+skips dependency injection on its hot path, calls :func:`get_services` itself. All ``async def``:
+FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per request for a
+dictionary lookup."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from typing import Any, Final
@@ -87,6 +88,17 @@ def pg_array(values: list[float]) -> str:
 
 
 _COPY_ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE: Final = re.compile(r"[\\\t\n\r]")
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = str(value)
+    # translate() with 1→2 character mappings walks a dict per character (~50 ns each): on a
+    # row's ~1.5 kB (vector, reasons, request) that was 8 % of the event loop's time under
+    # load; the regex scan is C-speed, and most fields have nothing to escape.
+    return text.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 def copy_line(values: tuple[Any, ...]) -> bytes:
@@ -95,9 +107,7 @@ def copy_line(values: tuple[Any, ...]) -> bytes:
     Formatting here (strings already made in the scoring thread) makes the writer one
     ``copy.write`` per batch: nothing per row runs on the event loop but this join.
     """
-    return (
-        "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in values) + "\n"
-    ).encode()
+    return ("\t".join(map(_copy_field, values)) + "\n").encode()
 
 
 class PredictionLog:

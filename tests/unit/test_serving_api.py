@@ -22,7 +22,6 @@ from ml.models import LightGBMModel
 from ml.pit import feature_matrix
 from ml.train import learnt_defaults
 from serving.app import create_app
-from serving.deps import get_services
 from serving.model_manager import ModelManager
 from serving.online_store import FetchResult
 from serving.scoring import Answer, LoadedModel, build_scorer
@@ -144,7 +143,7 @@ def harness(model: LoadedModel | None, **settings: Any) -> Harness:
         manager.publish(model)
     store, log = FakeStore(), FakeLog()
     services = Services(manager, store, InlineBatcher(store), log, app.state.metrics)  # type: ignore[arg-type]
-    app.dependency_overrides[get_services] = lambda: services
+    app.state.services = services  # what the lifespan does (lifespan replaced above)
     return Harness(app, services, store, log)
 
 
@@ -288,6 +287,8 @@ def test_api_keys(model: LoadedModel) -> None:
     assert h.client.post("/predict", json=BODY, headers={"X-API-Key": "key-three"}).status_code == 401
     assert h.client.get("/model").status_code == 401
     assert h.client.post("/predict", json=BODY, headers={"X-API-Key": "key-two"}).status_code == 200
+    assert h.client.post("/predict", json={}, headers={"X-API-Key": "nope"}).status_code == 401  # key first
+    assert h.client.post("/predict/batch", json={"transactions": [BODY]}).status_code == 401
     assert h.client.get("/model", headers={"X-API-Key": "key-one"}).json()["version"] == "3"
     for open_path in ("/health", "/ready", "/metrics", "/openapi.json"):
         assert h.client.get(open_path).status_code == 200, open_path
@@ -331,10 +332,16 @@ def test_openapi_documents_the_contract(h: Harness) -> None:
     schemas = spec["components"]["schemas"]
     assert {"TransactionIn", "PredictionOut"} <= set(schemas)
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
+    for path in ("/predict", "/predict/batch"):
+        operation = spec["paths"][path]["post"]
+        assert operation["security"] == [{"APIKeyHeader": []}], path
+        assert operation["requestBody"]["required"] is True, path
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/TransactionIn"}
     assert h.client.get("/docs").status_code == 200
 
 
-# The fuzz target: the same app, built at import (create_app does no I/O); its dependencies are
+# The fuzz target: the same app, built at import (create_app does no I/O); its services are
 # pointed at the fakes by an autouse fixture before any case runs.
 FUZZ_APP = create_app(ServingSettings(batch_max=5))
 FUZZ_APP.router.lifespan_context = _no_lifespan
@@ -344,7 +351,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", FUZZ_APP)
 @pytest.fixture(scope="module", autouse=True)
 def _fuzz_services(model: LoadedModel) -> None:
     services = harness(model).services
-    FUZZ_APP.dependency_overrides[get_services] = lambda: services
+    FUZZ_APP.state.services = services
 
 
 @schema.parametrize()
