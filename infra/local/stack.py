@@ -448,9 +448,10 @@ def down() -> None:
 
 @app.command()
 def clean() -> None:
-    """Stop the stack and delete its data, logs and generated config (var/data, var/log, var/run)."""
+    """Stop the stack and delete its data, logs, generated config and dbt's build artifacts
+    (var/data, var/log, var/run, var/dbt): what a fresh machine starts from."""
     stop_all()
-    for d in ("data", "log", "run"):
+    for d in ("data", "log", "run", "dbt"):
         shutil.rmtree(VAR / d, ignore_errors=True)
     console.print("[green]local stack data removed[/]")
 
