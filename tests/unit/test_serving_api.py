@@ -252,6 +252,14 @@ def test_malformed_json_and_wrong_shapes_are_422(h: Harness) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
     r = h.client.post("/predict", json=[BODY])
     assert r.status_code == 422
+    body = orjson.dumps(BODY)
+    for content_type in ("application/json; charset=utf-8", "application/vnd.fraud+json"):
+        r = h.client.post("/predict", content=body, headers={"content-type": content_type})
+        assert r.status_code == 200, (content_type, r.text)
+    for headers in ({"content-type": "text/plain"}, {}):  # what a cross-site form can send
+        for path, payload in (("/predict", BODY), ("/predict/batch", {"transactions": [BODY]})):
+            r = h.client.post(path, content=orjson.dumps(payload), headers=headers)
+            assert r.status_code == 422 and r.json()["detail"][0]["field"] == "body", (path, headers, r.text)
     r = h.client.post("/predict/batch", json={"transactions": []})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "transactions"
 
