@@ -26,7 +26,7 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _json_body(model: type[TransactionIn], content_type: str | None, body: bytes) -> TransactionIn:
+def _transaction(content_type: str | None, body: bytes) -> TransactionIn:
     """The body validated straight from bytes by pydantic's JSON parser (FastAPI's own body handling
     decodes to Python objects first, then validates them). Errors are FastAPI's: a 422 naming the
     field; like FastAPI, only a JSON content type is read (a cross-site form cannot post one)."""
@@ -41,7 +41,7 @@ def _json_body(model: type[TransactionIn], content_type: str | None, body: bytes
             ]
         )
     try:
-        return model.model_validate_json(body)
+        return TransactionIn.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
@@ -66,7 +66,7 @@ async def predict(request: Request) -> Response:
     `make bench BENCH=serving` for the effect on the whole server)."""
     await require_api_key(request, request.headers.get(API_KEY_HEADER))
     services = await get_services(request)
-    txn = _json_body(TransactionIn, request.headers.get("content-type"), await request.body())
+    txn = _transaction(request.headers.get("content-type"), await request.body())
     (outcome,) = await score(services, [txn])
     return Response(outcome.prediction.model_dump_json(), media_type="application/json")
 
