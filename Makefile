@@ -50,7 +50,7 @@ compose-config: ## Validate docker-compose.yml (works without a Docker engine)
 .PHONY: demo
 
 demo: setup up-local ## Install (if needed), start the local stack, run the platform end to end, print a summary
-	$(PY) -m common.demo
+	$(PY) -m demo
 
 ##@ Ingestion
 .PHONY: produce replay replay-dlq register-schemas
@@ -70,8 +70,8 @@ replay: ## Stream a Parquet/CSV file of transactions (and its labels) → Kafka:
 replay-dlq: ## Re-validate the DLQ, re-send what now passes (report: var/reports/replay-dlq.json)
 	$(PY) -m producer replay-dlq
 
-register-schemas: ## Set compatibility and register the Avro schemas (a refused change exits 1)
-	$(PY) -m producer.schemas register
+register-schemas: ## Set compatibility and register the Avro schemas (a refused change exits 3)
+	$(PY) -m producer register-schemas
 
 ##@ Transforms (dbt on Trino, orchestrated by Airflow)
 .PHONY: dbt-build dbt-parse
@@ -86,15 +86,15 @@ dbt-parse: ## Parse the dbt project (no warehouse needed)
 .PHONY: simulate evaluate train
 
 simulate: ## 6 months of simulated transactions → var/data/transactions.parquet (DAYS=182 SEED=42)
-	$(PY) -m producer.simulator --out var/data/transactions.parquet --days $(if $(filter 0,$(DAYS)),182,$(DAYS)) --seed $(SEED)
+	$(PY) -m producer simulate --out var/data/transactions.parquet --days $(if $(filter 0,$(DAYS)),182,$(DAYS)) --seed $(SEED)
 
 evaluate: ## Train + evaluate every model on a labelled file → var/reports/evaluate.json (DATA=path)
 	@test -n "$(DATA)" || { echo "usage: make evaluate DATA=path/to/transactions.parquet (or .csv)"; exit 2; }
-	$(PY) -m ml.evaluate --data "$(DATA)" --out var/reports/evaluate.json
+	$(PY) -m ml evaluate --data "$(DATA)" --out var/reports/evaluate.json
 
 train: ## Train on a labelled file, log to MLflow, register the model (DATA=path)
 	@test -n "$(DATA)" || { echo "usage: make train DATA=path/to/transactions.parquet"; exit 2; }
-	$(PY) -m ml.train --data "$(DATA)" --register fraud-detector
+	$(PY) -m ml train --data "$(DATA)" --register "$(MLFLOW_MODEL_NAME)"
 
 ##@ Serving
 .PHONY: serve write-features
@@ -103,12 +103,12 @@ serve: ## Run the scoring API in the foreground on SERVING_PORT (model: MLFLOW_M
 	OMP_NUM_THREADS=1 $(PY) -m serving
 
 write-features: ## Gold snapshots → Redis online features (DATA=path: from a transactions file instead)
-	$(PY) -m ml.feature_writer $(if $(DATA),from-file --data "$(DATA)",)
+	$(PY) -m ml write-features $(if $(DATA),--data "$(DATA)",)
 
 ##@ Quality
 .PHONY: test test-unit test-integration test-e2e lint format bench
 
-test: setup up-local ## All tests: unit, then integration and e2e against the real local stack
+test: setup lint up-local ## Lint, then all tests: unit, integration and e2e against the real local stack
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
 test-unit: ## Unit tests only (pure logic, no services)
@@ -120,10 +120,11 @@ test-integration: up-local ## Integration tests against the local stack
 test-e2e: up-local ## End-to-end tests against the local stack
 	$(PYTEST) tests/e2e
 
-lint: ## ruff (lint + format check), mypy, sqlfluff + dbt parse, promtool, compose config
+lint: ## ruff (lint + format check), mypy, import-linter (layers), sqlfluff + dbt parse, promtool, compose config
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 	cd dbt && ../.venvs/dbt/bin/sqlfluff lint models
 	$(PY) -m common.dbt parse >/dev/null
 	promtool check rules monitoring/prometheus/rules/*.yml
@@ -135,8 +136,8 @@ format: ## Apply ruff formatting and safe fixes
 	.venv/bin/ruff check --fix .
 
 BENCH ?=
-bench: ## Benchmarks → var/reports/bench.json (BENCH=<section> runs one)
-	$(PY) -m common.bench $(if $(BENCH),--section $(BENCH),)
+bench: ## Benchmarks → var/reports/bench.json and docs/benchmarks.md (BENCH=<section> runs one)
+	$(PY) -m bench $(if $(BENCH),--section $(BENCH),)
 
 ##@ Help
 .PHONY: help

@@ -1,43 +1,12 @@
 """The model's feature vector: the one definition, shared by training and serving.
 
-Pure: no I/O, no clock, no Spark. Everything here is a function of its arguments.
-
-Three kinds of input make a feature vector:
-
-* the incoming **transaction** (:class:`Transaction`, or the same fields as columns);
-* the card's **aggregates** as of the transaction time (:class:`CardFeatures`), computed from the
-  card's transactions *strictly before* that time;
-* the terminal's **aggregates** as of the transaction time (:class:`TerminalFeatures`), computed
-  from the terminal's transactions strictly before that time, counting a fraud only when its label
-  had already arrived.
-
-The aggregates are plain counts, sums, sums of squares, last values and small sets, so the same
-numbers can be computed by SQL window functions (dbt Gold) or by the point-in-time reference
-builder in ``ml.pit``; the formulas that turn them into the vector live only here, in
-:func:`compute_features`. :func:`build_vector` (one transaction, serving) and
-:func:`compute_features` (columns of arrays, training) are the same code path: the scalar call wraps
-its inputs in one-element arrays.
-
-Window semantics (``W`` is a window length, ``t`` the transaction time, all times UTC, ms precision):
-
-* card window ``W``: the card's transactions ``h`` with ``t - W <= h.event_time < t``
-  (lower end inclusive, upper end exclusive; a transaction never sees itself nor another
-  transaction of the same card at exactly the same millisecond);
-* "previous transaction": the card's latest transaction with ``event_time < t``; ties on
-  ``event_time`` are broken by the greatest ``transaction_id`` (string order);
-* recent sets (terminals, devices, countries): distinct non-null values over the 30-day card window;
-* terminal window ``W``: the terminal's transactions ``h`` with ``t - W <= h.event_time < t``;
-  a fraud among them counts in ``terminal_count_fraud_W`` only when it was already known at ``t``:
-  ``max(h.label_time, h.event_time) < t``. A label that has not arrived never counts.
-
-Missing optional inputs (no geo, MCC, device, country, channel) map to :data:`MISSING` (-1.0) in
-the features that need them; aggregates of a card or terminal without history are zeros and give
-the "no history" values documented in :data:`FEATURE_DOCS`. When the aggregates themselves are
-unavailable (feature store down), :func:`build_vector` takes ``card=None`` / ``terminal=None`` and
-fills that feature group from ``defaults`` — the per-feature medians learnt at training time and
-shipped with the model — or from :data:`STATIC_DEFAULTS` when no learnt defaults are given.
-
-``merchant_name`` is accepted and ignored: free text whose casing must never move the score.
+Pure: no I/O, no clock, no Spark. A vector is made of the incoming **transaction**
+(:class:`Transaction`), the card's aggregates (:class:`CardFeatures`) and the terminal's
+(:class:`TerminalFeatures`) as of the transaction time, computed from transactions strictly before
+it (a terminal's fraud counts only once its label had arrived). dbt Gold and ``ml.pit`` compute the
+same aggregates; the formulas that turn them into the vector live only in :func:`compute_features`,
+which :func:`build_vector` (one transaction, serving) wraps. Window semantics, missing inputs and
+defaults: docs/design/features.md; each feature's meaning: :data:`FEATURE_DOCS`.
 """
 
 from __future__ import annotations
@@ -58,18 +27,9 @@ MS_PER_HOUR: Final = 3_600_000
 MS_PER_DAY: Final = 86_400_000
 
 #: Card aggregation windows: suffix -> length in ms.
-CARD_WINDOWS: Final[dict[str, int]] = {
-    "1h": MS_PER_HOUR,
-    "24h": MS_PER_DAY,
-    "7d": 7 * MS_PER_DAY,
-    "30d": 30 * MS_PER_DAY,
-}
+CARD_WINDOWS: Final = {"1h": MS_PER_HOUR, "24h": MS_PER_DAY, "7d": 7 * MS_PER_DAY, "30d": 30 * MS_PER_DAY}
 #: Terminal risk windows: suffix -> length in ms.
-TERMINAL_WINDOWS: Final[dict[str, int]] = {
-    "7d": 7 * MS_PER_DAY,
-    "30d": 30 * MS_PER_DAY,
-    "90d": 90 * MS_PER_DAY,
-}
+TERMINAL_WINDOWS: Final = {"7d": 7 * MS_PER_DAY, "30d": 30 * MS_PER_DAY, "90d": 90 * MS_PER_DAY}
 #: Window of the card's recent sets, z-score statistics and location centroid.
 RECENT_WINDOW_MS: Final = CARD_WINDOWS["30d"]
 
@@ -84,7 +44,6 @@ NIGHT_END_HOUR: Final = 6
 EARTH_RADIUS_KM: Final = 6371.0
 #: Merchant category codes commonly treated as high risk by card schemes and acquirers.
 HIGH_RISK_MCCS: Final = frozenset({"4829", "5732", "5816", "5944", "5967", "6051", "6211", "7995"})
-CHANNELS: Final = ("card_present", "online")
 
 ArrayF = npt.NDArray[np.float64]
 
@@ -137,16 +96,9 @@ class Transaction:
 
 @dataclass(slots=True)
 class CardFeatures:
-    """Per-card aggregates as of ``as_of``, over the card's transactions with ``event_time < as_of``.
-
-    ``card_count_txn_W`` / ``card_sum_amount_W``: number and amount sum of the card's transactions in
-    ``[as_of - W, as_of)`` for W in 1h, 24h, 7d, 30d. ``card_sum_amount_sq_30d``: sum of squared
-    amounts over 30d. ``card_count_geo_30d`` / ``card_sum_latitude_30d`` / ``card_sum_longitude_30d``:
-    count and coordinate sums of the 30d transactions that have both coordinates.
-    ``card_last_*``: the previous transaction (latest before ``as_of``; ties by greatest
-    transaction_id), whatever its age; its coordinates may be null.
-    ``card_recent_*``: sorted distinct non-null terminal ids / device ids / countries over 30d.
-    """
+    """Per-card aggregates as of ``as_of`` over the card's transactions with ``event_time < as_of``:
+    counts and sums per window, 30-day sums of squares and coordinates, the previous transaction,
+    and the 30-day sets of terminals, devices and countries (docs/design/features.md)."""
 
     card_id: str
     as_of: datetime
@@ -171,36 +123,18 @@ class CardFeatures:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (times as ISO-8601 UTC strings, sets as lists)."""
-        out = asdict(self)
-        out["as_of"] = _iso(to_epoch_ms(self.as_of))
-        last = self.card_last_event_time
-        out["card_last_event_time"] = None if last is None else _iso(to_epoch_ms(last))
-        for name in ("card_recent_terminal_ids", "card_recent_device_ids", "card_recent_countries"):
-            out[name] = list(out[name])
-        return out
+        return _snapshot_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CardFeatures:
         """Inverse of :meth:`to_dict`; unknown keys are ignored, absent ones take the field default."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["as_of"] = from_epoch_ms(to_epoch_ms(kwargs["as_of"]))
-        last = kwargs.get("card_last_event_time")
-        kwargs["card_last_event_time"] = None if last is None else from_epoch_ms(to_epoch_ms(last))
-        for name in ("card_recent_terminal_ids", "card_recent_device_ids", "card_recent_countries"):
-            if name in kwargs:
-                kwargs[name] = tuple(kwargs[name] or ())
-        return cls(**kwargs)
+        return cls(**_snapshot_kwargs(cls, data))
 
 
 @dataclass(slots=True)
 class TerminalFeatures:
-    """Per-terminal aggregates as of ``as_of``.
-
-    ``terminal_count_txn_W``: the terminal's transactions in ``[as_of - W, as_of)``;
-    ``terminal_count_fraud_W``: those of them with ``is_fraud = 1`` whose label was known before
-    ``as_of`` (``max(label_time, event_time) < as_of``), for W in 7d, 30d, 90d.
-    """
+    """Per-terminal aggregates as of ``as_of``: transactions per window, and those a fraud label had
+    already marked (``max(label_time, event_time) < as_of``)."""
 
     terminal_id: str
     as_of: datetime
@@ -212,50 +146,44 @@ class TerminalFeatures:
     terminal_count_fraud_90d: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["as_of"] = _iso(to_epoch_ms(self.as_of))
-        return out
+        return _snapshot_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TerminalFeatures:
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["as_of"] = from_epoch_ms(to_epoch_ms(kwargs["as_of"]))
-        return cls(**kwargs)
+        return cls(**_snapshot_kwargs(cls, data))
 
 
-#: Numeric card aggregate columns (the per-transaction training frame and Gold carry exactly these).
-CARD_AGGREGATE_COLUMNS: Final[tuple[str, ...]] = (
-    "card_count_txn_1h",
-    "card_sum_amount_1h",
-    "card_count_txn_24h",
-    "card_sum_amount_24h",
-    "card_count_txn_7d",
-    "card_sum_amount_7d",
-    "card_count_txn_30d",
-    "card_sum_amount_30d",
-    "card_sum_amount_sq_30d",
-    "card_count_geo_30d",
-    "card_sum_latitude_30d",
-    "card_sum_longitude_30d",
-    "card_last_event_time_ms",
-    "card_last_latitude",
-    "card_last_longitude",
+def _snapshot_dict(snapshot: CardFeatures | TerminalFeatures) -> dict[str, Any]:
+    out = asdict(snapshot)
+    for name, value in out.items():
+        if isinstance(value, datetime):
+            out[name] = _iso(to_epoch_ms(value))
+        elif isinstance(value, tuple):
+            out[name] = list(value)
+    return out
+
+
+def _snapshot_kwargs(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
+    for name in ("as_of", "card_last_event_time"):
+        if kwargs.get(name) is not None:
+            kwargs[name] = from_epoch_ms(to_epoch_ms(kwargs[name]))
+    for name in ("card_recent_terminal_ids", "card_recent_device_ids", "card_recent_countries"):
+        if name in kwargs:
+            kwargs[name] = tuple(kwargs[name] or ())
+    return kwargs
+
+
+#: Numeric card aggregate columns (the training frame and Gold carry exactly these): the
+#: CardFeatures fields between the id and the sets, the previous event's time as epoch ms.
+CARD_AGGREGATE_COLUMNS: Final[tuple[str, ...]] = tuple(
+    f"{f.name}_ms" if f.name == "card_last_event_time" else f.name
+    for f in fields(CardFeatures)[2:]
+    if not f.name.startswith("card_recent_")
 )
 #: Per-transaction membership flags; the snapshot holds the sets instead.
-CARD_FLAG_COLUMNS: Final[tuple[str, ...]] = (
-    "card_terminal_seen_30d",
-    "card_device_seen_30d",
-    "card_country_seen_30d",
-)
-TERMINAL_AGGREGATE_COLUMNS: Final[tuple[str, ...]] = (
-    "terminal_count_txn_7d",
-    "terminal_count_fraud_7d",
-    "terminal_count_txn_30d",
-    "terminal_count_fraud_30d",
-    "terminal_count_txn_90d",
-    "terminal_count_fraud_90d",
-)
+CARD_FLAG_COLUMNS: Final = tuple(f"card_{entity}_seen_30d" for entity in ("terminal", "device", "country"))
+TERMINAL_AGGREGATE_COLUMNS: Final[tuple[str, ...]] = tuple(f.name for f in fields(TerminalFeatures)[2:])
 #: Transaction columns the formulas read (event_time as epoch ms).
 TRANSACTION_COLUMNS: Final[tuple[str, ...]] = (
     "event_time_ms",
@@ -294,21 +222,12 @@ FEATURE_DOCS: Final[dict[str, tuple[str, str]]] = {
     "card_avg_amount_30d": ("card", "mean amount over [t-30d, t); 0 without transactions"),
     "card_sum_amount_1h": ("card", "amount sum over [t-1h, t)"),
     "card_sum_amount_24h": ("card", "amount sum over [t-24h, t)"),
-    "amount_zscore_30d": (
-        "card",
-        "(amount - mean30d) / max(std30d, ZSCORE_MIN_STD), population std; 0 with < 2 transactions",
-    ),
+    "amount_zscore_30d": ("card", "(amount - mean30d) / max(std30d, ZSCORE_MIN_STD); 0 with < 2 txns"),
     "log_amount_ratio_30d": ("card", "ln(1+amount) - ln(1+mean30d); 0 without transactions"),
     "log_seconds_since_prev": ("card", "ln(1 + seconds since the previous transaction); -1 if none"),
     "distance_from_prev_km": ("card", "haversine km from the previous transaction; -1 if either has no geo"),
-    "speed_from_prev_kmh": (
-        "card",
-        "distance_from_prev_km / max(hours elapsed, 1 minute); -1 if distance unknown",
-    ),
-    "distance_from_centroid_30d_km": (
-        "card",
-        "km from the mean coordinates of the card's 30d geo transactions; -1 if none or no geo",
-    ),
+    "speed_from_prev_kmh": ("card", "distance_from_prev_km / max(hours elapsed, 1 min); -1 if unknown"),
+    "distance_from_centroid_30d_km": ("card", "km from the card's 30d mean coordinates; -1 if none/no geo"),
     "is_new_terminal": ("card", "1 when the card did not use this terminal in [t-30d, t)"),
     "is_new_device": ("card", "1 when the device was not used by the card in [t-30d, t); -1 no device"),
     "is_new_country": (
@@ -323,26 +242,6 @@ FEATURE_DOCS: Final[dict[str, tuple[str, str]]] = {
 }
 FEATURE_NAMES: Final[tuple[str, ...]] = tuple(FEATURE_DOCS)
 FEATURE_GROUPS: Final[dict[str, str]] = {name: group for name, (group, _) in FEATURE_DOCS.items()}
-
-#: Features whose "no history / no input" value is MISSING rather than 0.
-_MISSING_WHEN_EMPTY: Final = frozenset(
-    {
-        "log_seconds_since_prev",
-        "distance_from_prev_km",
-        "speed_from_prev_kmh",
-        "distance_from_centroid_30d_km",
-        "is_new_device",
-        "is_new_country",
-    }
-)
-#: Defaults used when a feature group cannot be computed and no learnt defaults are supplied:
-#: the values of a card / terminal without any history (is_new_terminal = 1, MISSING for the
-#: features above, 0 for counts, sums, averages, z-score, ratios and fraud shares).
-STATIC_DEFAULTS: Final[dict[str, float]] = {
-    name: MISSING if name in _MISSING_WHEN_EMPTY else 1.0 if name == "is_new_terminal" else 0.0
-    for name, group in FEATURE_GROUPS.items()
-    if group != "transaction"
-}
 
 
 def _f(values: Any) -> ArrayF:
@@ -476,39 +375,28 @@ def scalar_inputs(
     A missing snapshot becomes an empty one (its features are then replaced by defaults in
     :func:`build_vector`).
     """
-    as_of = txn.event_time
-    card = card if card is not None else CardFeatures(card_id=txn.card_id, as_of=as_of)
-    terminal = terminal if terminal is not None else TerminalFeatures(txn.terminal_id, as_of=as_of)
+    card = card if card is not None else CardFeatures(txn.card_id, txn.event_time)
+    terminal = terminal if terminal is not None else TerminalFeatures(txn.terminal_id, txn.event_time)
+    last = card.card_last_event_time
     values: dict[str, Any] = {
         "event_time_ms": to_epoch_ms(txn.event_time),
         "amount": float(txn.amount),
-        "channel": txn.channel,
-        "mcc": txn.mcc,
-        "device_id": txn.device_id,
+        **{name: getattr(txn, name) for name in ("channel", "mcc", "device_id", "country")},
         "latitude": _opt(txn.latitude),
         "longitude": _opt(txn.longitude),
-        "country": txn.country,
+        **{name: _opt(getattr(card, name, None)) for name in CARD_AGGREGATE_COLUMNS},
+        "card_last_event_time_ms": math.nan if last is None else float(to_epoch_ms(last)),
+        "card_terminal_seen_30d": float(txn.terminal_id in card.card_recent_terminal_ids),
+        "card_device_seen_30d": float(
+            txn.device_id is not None and txn.device_id in card.card_recent_device_ids
+        ),
+        "card_country_seen_30d": float(txn.country is not None and txn.country in card.card_recent_countries),
+        **{name: float(getattr(terminal, name)) for name in TERMINAL_AGGREGATE_COLUMNS},
     }
-    for name in CARD_AGGREGATE_COLUMNS:
-        if name == "card_last_event_time_ms":
-            last = card.card_last_event_time
-            values[name] = math.nan if last is None else float(to_epoch_ms(last))
-        else:
-            values[name] = _opt(getattr(card, name))
-    values["card_terminal_seen_30d"] = float(txn.terminal_id in card.card_recent_terminal_ids)
-    values["card_device_seen_30d"] = float(
-        txn.device_id is not None and txn.device_id in card.card_recent_device_ids
-    )
-    values["card_country_seen_30d"] = float(
-        txn.country is not None and txn.country in card.card_recent_countries
-    )
-    for name in TERMINAL_AGGREGATE_COLUMNS:
-        values[name] = float(getattr(terminal, name))
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name, value in values.items():
-        dtype: Any = object if isinstance(value, str) or value is None else None
-        out[name] = np.array([value], dtype=dtype)
-    return out
+    return {
+        name: np.array([value], dtype=object if isinstance(value, str) or value is None else None)
+        for name, value in values.items()
+    }
 
 
 def build_vector(
@@ -537,3 +425,14 @@ def build_vector(
 def vector_dict(vector: Sequence[float]) -> dict[str, float]:
     """Name -> value view of a vector."""
     return dict(zip(FEATURE_NAMES, vector, strict=True))
+
+
+def _no_history() -> dict[str, float]:
+    """The vector of a transaction without optional inputs, on a card and terminal without history."""
+    empty = Transaction("", from_epoch_ms(0), "", "", 0.0)
+    return vector_dict(compute_features(scalar_inputs(empty, None, None))[0].tolist())
+
+
+#: Defaults of a feature group that cannot be computed, when no learnt defaults are supplied: its
+#: values without history (is_new_terminal = 1, MISSING where an input is missing, else 0).
+STATIC_DEFAULTS: Final = {k: v for k, v in _no_history().items() if FEATURE_GROUPS[k] != "transaction"}

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import typer
 
-from common import trino_client
+from common import object_store, trino_client
+from common.logs import setup_logging
 from common.settings import kafka_settings, postgres_settings, s3_settings, trino_settings
 
 log = logging.getLogger("bootstrap")
@@ -35,11 +36,10 @@ def topic_specs() -> dict[str, tuple[int, dict[str, str]]]:
 
 
 def ensure_buckets() -> list[str]:
-    import boto3
     from botocore.exceptions import ClientError
 
     s = s3_settings()
-    client = boto3.client("s3", **s.boto3_kwargs())
+    client = object_store.client()
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     created = []
     for bucket in (s.lakehouse_bucket, s.mlflow_bucket):
@@ -144,7 +144,7 @@ TASKS_HELP = f"any of {', '.join(TASKS)} (default: all)"
 
 @app.command()
 def main(tasks: list[str] = typer.Argument(None, help=TASKS_HELP)) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     for task in tasks or list(TASKS):
         if task not in TASKS:
             log.error("unknown task %r; known: %s", task, ", ".join(TASKS))

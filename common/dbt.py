@@ -19,6 +19,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from common.logs import setup_logging
 from common.settings import ENV_FILES, ROOT
 
 DBT_BIN = Path(os.environ.get("FRAUD_DBT_BIN", ROOT / ".venvs" / "dbt" / "bin" / "dbt"))
@@ -97,7 +98,7 @@ def run_dbt(args: list[str], variables: dict[str, Any] | None = None, run_id: st
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         result = run_dbt(sys.argv[1:] or ["build"])
     except DbtError as exc:

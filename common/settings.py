@@ -126,6 +126,8 @@ class PostgresSettings(_Base):
 
 class RedisSettings(_Base):
     redis_url: str
+    #: key prefix of the online feature store (the feature writer publishes, serving reads)
+    feature_namespace: str = "features"
 
 
 class MlflowSettings(_Base):

@@ -21,6 +21,11 @@ def connect(**kwargs: Any) -> Any:
     return trino.dbapi.connect(host=t.trino_host, port=t.trino_port, user=t.trino_user, **kwargs)
 
 
+def catalog() -> str:
+    """The Delta catalog the platform's schemas live in (``TRINO_CATALOG``)."""
+    return trino_settings().trino_catalog
+
+
 def rows(sql: str, params: tuple[Any, ...] = ()) -> list[list[Any]]:
     cur = connect().cursor()
     cur.execute(sql, params)

@@ -26,16 +26,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from contracts.events import CHANNELS, REQUIRED_COLUMNS
+
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "terminal_id",
-    "amount",
-    "is_fraud",
-)
 OPTIONAL_STRING_COLUMNS: Final[tuple[str, ...]] = (
     "customer_id",
     "merchant_name",
@@ -48,7 +42,6 @@ OPTIONAL_STRING_COLUMNS: Final[tuple[str, ...]] = (
 )
 OPTIONAL_COLUMNS: Final[tuple[str, ...]] = (*OPTIONAL_STRING_COLUMNS, "latitude", "longitude", "label_time")
 DEFAULT_LABEL_DELAY: Final = timedelta(days=7)
-CHANNELS: Final = frozenset({"card_present", "online"})
 _MAX_ROWS_SHOWN: Final = 10
 
 

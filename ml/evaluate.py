@@ -1,4 +1,4 @@
-"""``make evaluate DATA=path``: train and evaluate every model on an external labelled file.
+"""``make evaluate DATA=path`` (``python -m ml evaluate``): every model on an external labelled file.
 
 Input: Parquet or CSV with ``transaction_id, event_time, card_id, terminal_id, amount, is_fraud``
 (any of ``customer_id, merchant_name, currency, mcc, channel, device_id, latitude, longitude,
@@ -21,7 +21,6 @@ logged to MLflow.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -29,20 +28,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
 import features
-from ml.data import DataValidationError, load_labelled
+from ml.data import load_labelled
 from ml.pit import build_feature_frame, feature_matrix
-from ml.protocol import DEFAULT_MODELS, ProtocolConfig, run_protocol
-from ml.train import data_fingerprint, json_safe, train
+from ml.protocol import ProtocolConfig, run_protocol
+from ml.train import data_fingerprint, train
 
 log = logging.getLogger(__name__)
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-DEFAULT_OUT: Final = ROOT / "var" / "reports" / "evaluate.json"
 TABLE_METRICS: Final = ("auc", "ap", "cp_at_100", "recall_at_1pct_fpr", "fraud_amount_caught", "brier")
 
 
@@ -95,57 +91,3 @@ def render(report: dict[str, Any], console: Console) -> None:
     for name, entry in report["models"].items():
         table.add_row(name, *(_fmt(entry[m]) for m in TABLE_METRICS))
     console.print(table)
-
-
-app = typer.Typer(add_completion=False, help=__doc__)
-
-
-@app.command()
-def cli(
-    data: Path = typer.Option(
-        ..., exists=True, dir_okay=True, help="labelled transactions (.parquet or .csv)"
-    ),
-    out: Path = typer.Option(DEFAULT_OUT, help="JSON report path"),
-    train_days: int = typer.Option(7, min=1),
-    gap_days: int = typer.Option(7, min=0),
-    test_days: int = typer.Option(7, min=1),
-    test_folds: int = typer.Option(4, min=1),
-    val_folds: int = typer.Option(2, min=1),
-    burn_in_days: int = typer.Option(30, min=0),
-    label_delay_days: int = typer.Option(7, min=0, help="assumed label delay when label_time is absent"),
-    review_budget: float = typer.Option(0.01, help="share of transactions alerted (review + decline)"),
-    models: str = typer.Option(",".join(DEFAULT_MODELS), help="comma-separated model families"),
-    seed: int = typer.Option(42),
-    mlflow: bool = typer.Option(False, "--mlflow", help="also log to MLflow ($MLFLOW_TRACKING_URI)"),
-) -> None:
-    """Evaluate LightGBM against the baselines on DATA under the time-ordered protocol."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console = Console(stderr=True)
-    try:
-        cfg = ProtocolConfig(
-            train_days=train_days,
-            gap_days=gap_days,
-            test_days=test_days,
-            n_test_folds=test_folds,
-            n_val_folds=val_folds,
-            burn_in_days=burn_in_days,
-            review_budget=review_budget,
-            decline_budget=min(review_budget, 0.001),
-            seed=seed,
-            models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        )
-        report = evaluate(data, cfg, label_delay=timedelta(days=label_delay_days), log_mlflow=mlflow)
-    except DataValidationError as exc:
-        console.print(f"[red]error:[/red] {data}: {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from exc
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(report), indent=2, default=str))
-    render(report, Console())
-    typer.echo(f"report written to {out}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

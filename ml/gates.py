@@ -24,8 +24,8 @@ import pandas as pd
 
 import features
 from ml.data import validate_transactions
-from ml.model import FraudModel
 from ml.pit import card_snapshot, terminal_snapshot
+from ml.pyfunc import FraudModel
 
 log = logging.getLogger(__name__)
 

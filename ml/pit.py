@@ -1,11 +1,10 @@
 """Point-in-time reference builder: transactions + labels -> one feature row per transaction.
 
 For a transaction at time ``t`` every aggregate uses only transactions with ``event_time < t`` and
-only fraud labels with ``max(label_time, event_time) < t`` (window semantics in ``features``).
-This module is the oracle the dbt Gold model ``fct_transaction_features`` must match: the output
-carries exactly the aggregate columns of :data:`features.CARD_AGGREGATE_COLUMNS`,
-:data:`features.CARD_FLAG_COLUMNS` and :data:`features.TERMINAL_AGGREGATE_COLUMNS`, and
-:func:`feature_matrix` turns them into vectors with :func:`features.compute_features`.
+only fraud labels with ``max(label_time, event_time) < t`` (docs/design/features.md). The dbt Gold
+model ``fct_transaction_features`` must match this oracle: the output carries exactly the aggregate
+columns of :data:`AGGREGATE_COLUMNS`; :func:`feature_matrix` turns them into vectors with
+:func:`features.compute_features`.
 
 Vectorised: for each window the builder sorts the history by (entity, time) and answers every
 query with two binary searches on a composite int64 key, so 1–2 M rows take seconds. Windowed

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml import metrics
-from ml.models import MODEL_SPECS, FraudClassifier, make_model
+from ml.estimators import MODEL_SPECS, FraudClassifier, make_model
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 What the training DAG calls, in order::
 
-    result = ml.train.train(frame, tracking_uri=uri)                 # logs the run and the pyfunc
-    version = register_model(result.model_uri, NAME, tracking_uri=uri, run_id=result.run_id)
+    result = ml.train.train(frame, tracking_uri=uri, register_as=NAME)   # logs and registers
+    version = result.registered_version
     report = ml.gates.run_gates(result.model, result.evaluation)
     if set_challenger_if_gates_pass(NAME, version, report, tracking_uri=uri):
         promote_if_better(NAME, holdout_frame, version=version, tracking_uri=uri)
@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any, Final
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ml import metrics
 from ml.gates import GateReport
-from ml.model import ModelBundle, load_bundle
 from ml.pit import feature_matrix
-from ml.train import mlflow_tracking
+from ml.pyfunc import ModelBundle, load_bundle
+from ml.tracking import client, mlflow_tracking, resolve_uri
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +41,11 @@ CHAMPION: Final = "champion"
 _METRICS: Final = {"ap": metrics.ap, "auc": metrics.auc}
 
 
-def _uri(tracking_uri: str | None) -> str:
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise ValueError("no MLflow tracking URI: pass tracking_uri or set MLFLOW_TRACKING_URI")
-    return uri
-
-
-def client(tracking_uri: str | None = None) -> MlflowClient:
-    uri = _uri(tracking_uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 def register_model(
     model_uri: str, name: str, *, tracking_uri: str | None = None, run_id: str | None = None
 ) -> str:
     """Register a logged model as a new version of ``name``; returns the version number."""
-    with mlflow_tracking(_uri(tracking_uri)):
+    with mlflow_tracking(resolve_uri(tracking_uri)):
         mv = mlflow.register_model(model_uri, name, tags={"run_id": run_id or ""})
     log.info("registered %s version %s from %s", name, mv.version, model_uri)
     return str(mv.version)
@@ -77,7 +63,7 @@ def load_alias(name: str, alias: str = CHAMPION, *, tracking_uri: str | None = N
     version = alias_version(name, alias, tracking_uri=tracking_uri)
     if version is None:
         return None
-    with mlflow_tracking(_uri(tracking_uri)):
+    with mlflow_tracking(resolve_uri(tracking_uri)):
         return load_bundle(f"models:/{name}@{alias}", version=version)
 
 
@@ -121,7 +107,7 @@ def promote_if_better(
     version = version or alias_version(name, CHALLENGER, tracking_uri=tracking_uri)
     if version is None:
         raise ValueError(f"{name} has no @{CHALLENGER} and no version was given")
-    with mlflow_tracking(_uri(tracking_uri)):
+    with mlflow_tracking(resolve_uri(tracking_uri)):
         challenger = load_bundle(f"models:/{name}/{version}", version=version)
     champion = load_alias(name, CHAMPION, tracking_uri=tracking_uri)
     x = feature_matrix(holdout)

@@ -17,36 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import trino_client
-from common.settings import ROOT, mlflow_settings, trino_settings
+from common.reports import json_safe
+from common.settings import ROOT, mlflow_settings
+from ml.gold import read_training_set
 
 log = logging.getLogger(__name__)
 
 TRAINING_DIR = ROOT / "var" / "data" / "training"
-GOLD_TABLE = "gold.fct_transaction_features"
-
-
-def read_gold_training_set(table: str = GOLD_TABLE) -> pd.DataFrame:
-    """The Gold training set as the point-in-time feature frame training expects (UTC times)."""
-
-    t = trino_settings()
-    frame = trino_client.frame(f"SELECT * FROM {t.trino_catalog}.{table}")  # noqa: S608 (name from code)
-    if frame.empty:
-        raise ValueError(f"{table} is empty: build Gold first (fraud_pipeline / make dbt-build)")
-    for col in ("event_time", "label_time"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    for col in frame.columns:
-        if frame[col].dtype == object and col not in {
-            "transaction_id", "card_id", "terminal_id", "customer_id", "currency", "channel", "mcc",
-            "device_id", "country", "fraud_scenario",
-        }:  # fmt: skip
-            frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    frame["is_fraud"] = frame["is_fraud"].astype("int8")
-    return frame.sort_values(["event_time_ms", "transaction_id"], kind="stable").reset_index(drop=True)
 
 
 def build_training_set(out_dir: Path = TRAINING_DIR) -> str:
-    frame = read_gold_training_set()
+    frame = read_training_set()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"fct_transaction_features_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.parquet"
     frame.to_parquet(path, index=False)
@@ -55,8 +36,6 @@ def build_training_set(out_dir: Path = TRAINING_DIR) -> str:
 
 
 def _json(obj: Any) -> Any:
-    from ml.train import json_safe
-
     return json.loads(json.dumps(json_safe(obj), default=str))
 
 
@@ -87,8 +66,8 @@ def train_model(training_set: str, **protocol: Any) -> dict[str, Any]:
 
 def evaluate_model(trained: dict[str, Any]) -> dict[str, Any]:
     from ml.gates import run_gates
-    from ml.model import load_bundle
-    from ml.train import mlflow_tracking
+    from ml.pyfunc import load_bundle
+    from ml.tracking import mlflow_tracking
 
     with mlflow_tracking(mlflow_settings().mlflow_tracking_uri):
         bundle = load_bundle(
@@ -142,11 +121,6 @@ def promote_champion(challenger: dict[str, Any], holdout_days: int = 7) -> dict[
 
 
 def run_all(**protocol: Any) -> dict[str, Any]:
-    """The whole DAG in one process (the demo uses it)."""
+    """The whole DAG in one process (``python -m ml run-training``)."""
     trained = train_model(build_training_set(), **protocol)
     return promote_champion(register_challenger(evaluate_model(trained)))
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(json.dumps(run_all(), indent=2, default=str))  # noqa: T201

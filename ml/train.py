@@ -15,21 +15,17 @@ dbt Gold ``fct_transaction_features``, which carries the same columns):
    versions, ``FEATURE_SET_VERSION``, and the pyfunc model with its signature and metadata
    (thresholds, defaults, feature names); optionally registered under a model name.
 
-CLI: ``python -m ml.train --data transactions.parquet [--register fraud-detector]``.
+CLI: ``python -m ml train --data transactions.parquet [--register fraud-detector]``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import logging
-import math
 import os
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -39,15 +35,16 @@ import mlflow
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import typer
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 import features
 from ml.data import DEFAULT_LABEL_DELAY, load_labelled
-from ml.model import FraudModel
 from ml.pit import build_feature_frame, feature_matrix
 from ml.protocol import Evaluator, ProtocolConfig, ProtocolResult, data_bounds, deployment_fold, run_protocol
+from ml.pyfunc import FraudModel
+from ml.registry import register_model
+from ml.tracking import mlflow_tracking
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +92,6 @@ def data_fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
         "start": str(frame["event_time"].min()),
         "end": str(frame["event_time"].max()),
     }
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN / inf -> null (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def package_versions() -> dict[str, str]:
@@ -194,8 +180,6 @@ def train(
     if uri:
         log_to_mlflow(out, cfg, tracking_uri=uri, experiment=experiment, artifact_location=artifact_location)
         if register_as:
-            from ml.registry import register_model
-
             assert out.model_uri is not None
             version = register_model(out.model_uri, register_as, tracking_uri=uri, run_id=out.run_id)
             out.registered_version = version
@@ -208,25 +192,6 @@ def train(
         seconds["protocol"],
     )
     return out
-
-
-@contextmanager
-def mlflow_tracking(uri: str) -> Iterator[None]:
-    """Point MLflow at ``uri`` (tracking and registry) for the duration of the block."""
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
-        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def model_signature() -> ModelSignature:
@@ -340,56 +305,3 @@ def _transaction_example() -> dict[str, float]:
 def prepare(path: Path, *, assumed_label_delay: timedelta = DEFAULT_LABEL_DELAY) -> pd.DataFrame:
     """Labelled transactions file -> validated point-in-time feature frame."""
     return build_feature_frame(load_labelled(path, assumed_label_delay=assumed_label_delay))
-
-
-app = typer.Typer(add_completion=False, help="Train, evaluate and log the fraud model.")
-
-
-@app.command()
-def cli(
-    data: Path = typer.Option(..., exists=True, help="labelled transactions (Parquet or CSV)"),
-    register: str | None = typer.Option(None, help="register the model under this name"),
-    experiment: str = typer.Option(DEFAULT_EXPERIMENT, help="MLflow experiment"),
-    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)"),
-    train_days: int = typer.Option(7),
-    gap_days: int = typer.Option(7),
-    test_days: int = typer.Option(7),
-    test_folds: int = typer.Option(4),
-    val_folds: int = typer.Option(2),
-    burn_in_days: int = typer.Option(30),
-    label_delay_days: float = typer.Option(7.0, help="assumed label delay when label_time is absent"),
-    seed: int = typer.Option(42),
-) -> None:
-    """Train on a labelled file and print the evaluation summary as JSON."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = ProtocolConfig(
-            train_days=train_days,
-            gap_days=gap_days,
-            test_days=test_days,
-            n_test_folds=test_folds,
-            n_val_folds=val_folds,
-            burn_in_days=burn_in_days,
-            seed=seed,
-        )
-        frame = prepare(data, assumed_label_delay=timedelta(days=label_delay_days))
-        result = train(frame, cfg, tracking_uri=tracking_uri, experiment=experiment, register_as=register)
-    except ValueError as exc:  # DataValidationError included: names the column and rows
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    summary = {
-        "champion": result.champion,
-        "run_id": result.run_id,
-        "model_uri": result.model_uri,
-        "registered_version": result.registered_version,
-        "thresholds": result.model.thresholds,
-        "seconds": result.seconds,
-        "models": {
-            m: {k: v for k, v in e.items() if k != "folds"} for m, e in result.evaluation["models"].items()
-        },
-    }
-    typer.echo(json.dumps(json_safe(summary), indent=2, default=str))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

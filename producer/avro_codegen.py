@@ -1,4 +1,4 @@
-"""A record encoder compiled from an Avro schema: the producer's hot path, ~2.5× fastavro.
+"""A record encoder compiled from an Avro schema: the producer's hot path (see the producer bench).
 
 fastavro's ``schemaless_writer`` resolves every union branch and logical type per record through
 generic code. For a flat record schema the work is known up front, so :func:`compile_encoder`

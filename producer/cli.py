@@ -1,5 +1,11 @@
 """``python -m producer``: simulated transactions, file replays and DLQ replays into Kafka.
 
+    python -m producer run [--count N] [--tps R] [--seed S] [--inject-bad-rate X]
+    python -m producer replay FILE
+    python -m producer replay-dlq [--from-beginning]
+    python -m producer register-schemas
+    python -m producer simulate --out FILE [--days 182] [--seed 42]
+
 Exit codes: 0 done and reconciled · 1 not reconciled (an event is unaccounted for, a DLQ write or
 a re-send failed) · 2 cannot start (broker or registry unreachable, topic or file missing) ·
 3 the registry refused a schema (the 409 detail is printed) · 130 interrupted twice.
@@ -7,32 +13,26 @@ a re-send failed) · 2 cannot start (broker or registry unreachable, topic or fi
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.settings import FraudEnv
+from common.logs import setup_logging
+from common.reports import REPORT_DIR, write_report
+from common.schema_registry import RegistryUnavailableError, SchemaRegistrationError, SchemaRegistry
+from common.settings import kafka_settings
 from producer.pipeline import StartupError
-from producer.schemas import RegistryUnavailableError, SchemaRegistrationError
-from producer.service import (
-    REPORT_DIR,
-    Runtime,
-    replay_dead_letters,
-    replay_file,
-    simulate,
-    start,
-    write_report,
-)
+from producer.service import Runtime, register_all, replay_dead_letters, replay_file, simulate, start
 from producer.settings import get_settings
 from producer.sources import ReplayFileError, estimate_days
 
@@ -46,18 +46,7 @@ EXIT_SCHEMA = 3
 
 
 def _setup_logging() -> None:
-    level = FraudEnv().log_level.upper()
-    handler: logging.Handler
-    if console.is_terminal:
-        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
-        fmt = "%(name)s: %(message)s"
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("httpx", "httpx2", "httpcore"):  # one line per registry request otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(console=console)
 
 
 def _start(source: str, **kwargs: Any) -> Runtime:
@@ -156,7 +145,7 @@ def _progress(total: int | None, rt: Runtime) -> tuple[Progress, Callable[[int, 
 
 
 def _conclude(report: dict[str, Any], path: Path, ok: bool | None = None) -> None:
-    write_report(report, path)
+    write_report(path, report)
     rec = report["reconciliation"]
     line = (
         f"generated {rec['generated']:,} = accepted {rec['accepted']:,} + dead-lettered "
@@ -259,8 +248,8 @@ def replay_dlq_cmd(
                 group=group,
                 should_stop=lambda: rt.pipeline.stop_reason is not None,
             )
-        except StartupError as exc:
-            log.error("cannot start: %s", exc)
+        except (StartupError, RegistryUnavailableError) as exc:
+            log.error("cannot go on: %s (the offsets of the batch in hand are not committed)", exc)
             raise typer.Exit(EXIT_STARTUP) from exc
         except KeyboardInterrupt:
             log.error("aborted")
@@ -272,6 +261,58 @@ def replay_dlq_cmd(
         f"{d['left_undecodable_by_reason'] or ''}"
     )
     _conclude(result, report, ok=bool(result["ok"]))
+
+
+@app.command("register-schemas")
+def register_schemas() -> None:
+    """Set compatibility, register transaction.avsc and label.avsc under <topic>-value (3: refused)."""
+    _setup_logging()
+    k, s = kafka_settings(), get_settings()
+    registry = SchemaRegistry(k.schema_registry_url, s.connect_timeout_s)
+    topics = {"transaction": k.kafka_topic_raw, "label": k.kafka_topic_labels}
+    try:
+        done = register_all(registry, topics, s.subject_compatibility)
+    except SchemaRegistrationError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_SCHEMA) from exc
+    except RegistryUnavailableError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_STARTUP) from exc
+    for reg in done.values():
+        typer.echo(f"{reg.subject}: id {reg.schema_id}, version {reg.version}, {reg.compatibility}")
+
+
+@app.command("simulate")
+def simulate_file(
+    out: Path = typer.Option(..., help="Parquet file to write (transactions + ground truth)"),
+    days: int = typer.Option(182, min=1, help="number of simulated days"),
+    seed: int = typer.Option(42, help="random seed (same seed, same data)"),
+    customers: int = typer.Option(5_000, min=10, help="number of cardholders"),
+    terminals: int = typer.Option(4_000, min=1, help="number of card-present terminals"),
+    online_merchants: int = typer.Option(300, min=10, help="number of online merchants"),
+    fraud_rate: float = typer.Option(0.007, min=0.0, max=0.49, help="share of fraudulent transactions"),
+    start_day: datetime = typer.Option(
+        "2025-01-01", "--start", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="first simulated day (UTC)"
+    ),
+    labels_out: Path | None = typer.Option(None, help="also write the label events (frauds) here"),
+) -> None:
+    """A simulated labelled dataset to Parquet (no Kafka); prints a JSON summary."""
+    _setup_logging()
+    from producer.simulator import SimulatorConfig, write_parquet
+
+    try:
+        cfg = SimulatorConfig(
+            seed=seed,
+            days=days,
+            start=start_day.replace(tzinfo=UTC),
+            n_customers=customers,
+            n_terminals=terminals,
+            n_online_merchants=online_merchants,
+            fraud_rate=fraud_rate,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(json.dumps(write_parquet(cfg, out, labels_out), indent=2))
 
 
 def main() -> None:

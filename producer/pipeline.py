@@ -2,7 +2,7 @@
 
 :class:`Pipeline` owns one idempotent ``confluent_kafka.Producer`` (acks=all). For each event:
 
-1. ``producer.validate`` — the pydantic model of its type (:mod:`producer.validation`); a refused
+1. ``producer.validate`` — the pydantic model of its type (:mod:`contracts.events`); a refused
    event goes to the DLQ as JSON with the reason and field;
 2. ``producer.serialize`` — Avro in the Confluent wire format with the registered schema id;
    a failure goes to the DLQ as JSON;
@@ -35,19 +35,20 @@ from typing import Any, Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import BaseModel, ValidationError
 
-from producer.dlq import (
+from contracts.dlq import (
     CONTENT_AVRO,
     CONTENT_JSON,
     STAGE_DELIVER,
     STAGE_SERIALIZE,
     STAGE_VALIDATE,
+    Headers,
     dlq_headers,
     header_dict,
 )
-from producer.inject import BadEventInjector
+from contracts.events import MODELS, failure_of, to_json_bytes
+from contracts.wire import schema_id_of
+from producer.encoders import Encoder
 from producer.metrics import Counters, LatencyHistogram
-from producer.validation import MODELS, failure_of, to_json_bytes
-from producer.wire import Encoder, schema_id_of
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,7 @@ class Pipeline:
         self.fatal_error: KafkaError | None = None
         self.stop_reason: str | None = None
         self.undelivered = 0  # delivery failures not dead-lettered (replay-dlq mode)
-        self._pending_dlq: list[
-            tuple[str, Any, bytes | None, list[tuple[str, str | bytes | None]], str, str]
-        ] = []
+        self._pending_dlq: list[tuple[str, Any, bytes | None, Headers, str, str]] = []
         self._since_poll = 0
         self._last_error_log: dict[int, float] = {}
         for event_type in self.encoders:
@@ -291,7 +290,7 @@ class Pipeline:
         event_type: str,
         key: Any,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]],
+        headers: Headers,
         stage: str,
         reason: str,
     ) -> None:
@@ -379,73 +378,3 @@ class Pipeline:
             log.warning(
                 "Kafka client error (retrying for up to delivery.timeout.ms, no duplicates): %s", err.str()
             )
-
-
-@dataclass
-class StreamResult:
-    stopped_by: str
-    events: int
-    transactions: int
-    seconds: float  # from the call (includes the source's start-up, e.g. building the simulation)
-    first_event_s: float = 0.0  # when the first event arrived, relative to the call
-
-
-def run_stream(
-    pipeline: Pipeline,
-    events: Iterable[tuple[str, Any]],
-    *,
-    tps: float = 0.0,
-    count: int = 0,
-    duration_s: float = 0.0,
-    injector: BadEventInjector | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    progress_every_s: float = 0.25,
-) -> StreamResult:
-    """Feed ``(event_type, raw)`` pairs through the pipeline (not flushed: call ``flush``).
-
-    ``count`` limits the number of *transactions* (labels in between pass through), ``duration_s``
-    the wall time, ``tps`` the rate (events per second, 0 = as fast as possible). Stops early when
-    :meth:`Pipeline.request_stop` was called (signal) or a fatal client error happened.
-    """
-    t0 = started = time.monotonic()
-    next_progress = started + progress_every_s
-    n = n_tx = 0
-    stopped_by = "end_of_stream"
-    submit = pipeline.submit
-    corrupt = injector.maybe_corrupt if injector is not None and injector.rate > 0 else None
-    monotonic = time.monotonic
-    first_event = 0.0
-    for event_type, raw in events:
-        if not n:
-            first_event = monotonic()
-            if tps or duration_s:
-                started = first_event  # pace and time from the first event, not the source's start-up
-        if pipeline.stop_reason is not None:
-            stopped_by = pipeline.stop_reason
-            break
-        if event_type == "transaction":
-            if count and n_tx >= count:
-                stopped_by = "count"
-                break
-            n_tx += 1
-            if corrupt is not None:
-                raw, _ = corrupt(raw)
-        submit(event_type, raw)
-        n += 1
-        if tps or duration_s or on_progress is not None:
-            now = monotonic()
-            if duration_s and now - started >= duration_s:
-                stopped_by = "duration"
-                break
-            if tps:
-                while (delay := started + n / tps - monotonic()) > 0:
-                    pipeline.poll(min(delay, 0.2))
-            if on_progress is not None and now >= next_progress:
-                next_progress = now + progress_every_s
-                on_progress(n, n_tx)
-    else:
-        if pipeline.stop_reason is not None:
-            stopped_by = pipeline.stop_reason
-    if on_progress is not None:
-        on_progress(n, n_tx)
-    return StreamResult(stopped_by, n, n_tx, monotonic() - t0, (first_event - t0) if n else 0.0)

@@ -34,11 +34,12 @@ from typing import Any, Final
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import BaseModel
 
-from producer.dlq import CONTENT_AVRO, CONTENT_JSON, header_dict
+from contracts.avro import RECORD_EVENT_TYPES
+from contracts.dlq import CONTENT_AVRO, CONTENT_JSON, STAGE_DEDUP, header_dict
+from contracts.events import MODELS, ValidationFailure, validate
+from contracts.wire import MAGIC_BYTE, WireFormatError
+from producer.encoders import WireDecoder
 from producer.pipeline import Pipeline, StartupError
-from producer.schemas import RECORD_EVENT_TYPES
-from producer.validation import MODELS, ValidationFailure, validate
-from producer.wire import MAGIC_BYTE, WireDecoder, WireFormatError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ BATCH: Final = 500
 MAX_SAMPLES: Final = 20
 #: Stages whose records are not failures to fix: a duplicate the stream already holds would only
 #: come back as a duplicate again. Left in the DLQ and counted, never re-sent.
-NOT_REPLAYABLE_STAGES: Final = frozenset({"streaming.dedup"})
+NOT_REPLAYABLE_STAGES: Final = frozenset({STAGE_DEDUP})
 
 
 @dataclass(frozen=True)

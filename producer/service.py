@@ -15,7 +15,6 @@ call the same functions with their own topics.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,25 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from common.schema_registry import RegisteredSubject, SchemaRegistry
 from common.settings import ROOT, KafkaSettings, kafka_settings
+from contracts.avro import load_schema_str, subject_for
+from producer.encoders import Encoder, WireDecoder, make_encoder
 from producer.inject import BadEventInjector
-from producer.pipeline import (
-    Pipeline,
-    StartupError,
-    StreamResult,
-    Topics,
-    check_broker,
-    producer_config,
-    run_stream,
-)
-from producer.schemas import RegisteredSubject, Registry, register_all
+from producer.pipeline import Pipeline, StartupError, Topics, check_broker, producer_config
 from producer.settings import ProducerSettings, get_settings
 from producer.sources import file_events, simulator_events
-from producer.wire import Encoder, WireDecoder, make_encoder
+from producer.stream import StreamResult, run_stream
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR: Final = ROOT / "var" / "reports"
 SPOOL_PATH: Final = ROOT / "var" / "spool" / "producer-dlq.jsonl"
 EVENT_TYPES: Final = ("transaction", "label")
 
@@ -52,7 +44,7 @@ class Runtime:
     """A started producer: its pipeline, registry client and registered subjects."""
 
     pipeline: Pipeline
-    registry: Registry
+    registry: SchemaRegistry
     registered: dict[str, RegisteredSubject]
     topics: Topics
     settings: ProducerSettings
@@ -70,15 +62,36 @@ def default_topics(k: KafkaSettings | None = None) -> Topics:
     return Topics(raw=k.kafka_topic_raw, labels=k.kafka_topic_labels, dlq=k.kafka_topic_dlq)
 
 
+def register_all(
+    registry: SchemaRegistry,
+    topics: Mapping[str, str],
+    compatibility: str,
+    schemas: Mapping[str, str] | None = None,
+) -> dict[str, RegisteredSubject]:
+    """Register the schema of each event type under its topic's value subject.
+
+    ``topics`` maps event type → topic; ``schemas`` overrides the schema text (tests). Every
+    subject is registered before anything is sent; the first refusal raises
+    :class:`~common.schema_registry.SchemaRegistrationError` (under the default FULL_TRANSITIVE a
+    field added or removed *with a default* registers; a changed type is refused with HTTP 409).
+    """
+    return {
+        event_type: registry.ensure_subject(
+            subject_for(topic), (schemas or {}).get(event_type) or load_schema_str(event_type), compatibility
+        )
+        for event_type, topic in topics.items()
+    }
+
+
 def build_encoders(
-    registry: Registry, registered: Mapping[str, RegisteredSubject], topics: Topics, serializer: str
+    registry: SchemaRegistry, registered: Mapping[str, RegisteredSubject], topics: Topics, serializer: str
 ) -> dict[str, Encoder]:
     return {
         event_type: make_encoder(
             serializer,
             reg.schema_str,
             reg.schema_id,
-            registry=registry.client,
+            registry=registry,
             topic=topics.target(event_type),
         )
         for event_type, reg in registered.items()
@@ -106,7 +119,7 @@ def start(
     check_broker(
         k.kafka_bootstrap_servers, [*(topics.target(t) for t in types), topics.dlq], s.connect_timeout_s
     )
-    registry = Registry.connect(k.schema_registry_url, s.connect_timeout_s)
+    registry = SchemaRegistry(k.schema_registry_url, s.connect_timeout_s)
     registered = register_all(
         registry, {t: topics.target(t) for t in types}, s.subject_compatibility, dict(schemas or {})
     )
@@ -178,12 +191,6 @@ def finish(rt: Runtime, mode: str, result: StreamResult | None, **extra: Any) ->
     if counters.dlq_write_failures:
         report["spool_file"] = str(p.spool_path)
     return report
-
-
-def write_report(report: Mapping[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return path
 
 
 # --------------------------------------------------------------------------- modes
@@ -270,7 +277,7 @@ def replay_dead_letters(
         outcome = replay_dlq(
             rt.pipeline,
             consumer,
-            WireDecoder(rt.registry.client),
+            WireDecoder(rt.registry),
             dlq_topic=rt.topics.dlq,
             timeout_s=rt.settings.connect_timeout_s,
             flush_timeout_s=rt.settings.flush_timeout_s,
@@ -287,7 +294,6 @@ def replay_dead_letters(
 
 
 __all__ = [
-    "REPORT_DIR",
     "Runtime",
     "StartupError",
     "default_topics",
@@ -296,5 +302,4 @@ __all__ = [
     "replay_file",
     "simulate",
     "start",
-    "write_report",
 ]

@@ -38,7 +38,7 @@ class ProducerSettings(ServiceSettings):
     flush_timeout_s: float = Field(default=60.0, gt=0)
     # Start-up checks (broker metadata, registry) give up after this long: a clear error, no hang.
     connect_timeout_s: float = Field(default=10.0, gt=0)
-    # Avro encoder (all byte-identical, see producer/wire.py): "compiled" (generated from the schema,
+    # Avro encoder (all byte-identical, see producer/encoders.py): "compiled" (generated from the schema,
     # fastest), "fastavro" (fastavro.schemaless_writer), "confluent" (confluent-kafka's AvroSerializer).
     serializer: Literal["compiled", "fastavro", "confluent"] = "compiled"
     # Compatibility level set on the producer's subjects before registering.

@@ -33,12 +33,11 @@ Two modes: :func:`simulate` builds the whole dataset as an Arrow table with vect
 (and :func:`write_parquet` writes it), :func:`iter_events` yields the same transactions and their
 label events one by one in time order (for the Kafka producer).
 
-CLI: ``python -m producer.simulator --days 182 --seed 42 --out var/data/transactions.parquet``.
+CLI: ``python -m producer simulate --days 182 --seed 42 --out var/data/transactions.parquet``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -53,7 +52,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import typer
+
+from contracts.events import LABEL_COLUMNS, TRANSACTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -78,31 +78,6 @@ DEFAULT_SCENARIO_WEIGHTS: Final[dict[str, float]] = {
     "account_takeover": 0.10,
     "outlier_amount": 0.10,
 }
-
-TRANSACTION_COLUMNS: Final[tuple[str, ...]] = (
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "customer_id",
-    "terminal_id",
-    "merchant_name",
-    "amount",
-    "currency",
-    "mcc",
-    "channel",
-    "device_id",
-    "latitude",
-    "longitude",
-    "country",
-)
-GROUND_TRUTH_COLUMNS: Final[tuple[str, ...]] = ("is_fraud", "fraud_scenario", "label_time")
-LABEL_COLUMNS: Final[tuple[str, ...]] = (
-    "transaction_id",
-    "card_id",
-    "is_fraud",
-    "fraud_scenario",
-    "label_time",
-)
 
 _TS = pa.timestamp("ms", tz="UTC")
 SCHEMA: Final = pa.schema(
@@ -921,39 +896,3 @@ def iter_events(
             cache.clear()
             cache[chunk] = tx_cols.slice(chunk * chunk_rows, chunk_rows).to_pylist()
         yield TransactionEvent(**cache[chunk][i - chunk * chunk_rows])
-
-
-app = typer.Typer(add_completion=False, help="Simulate card transactions with labelled fraud to Parquet.")
-
-
-@app.command()
-def cli(
-    out: Path = typer.Option(..., help="Parquet file to write (transactions + ground truth)"),
-    days: int = typer.Option(182, min=1, help="number of simulated days"),
-    seed: int = typer.Option(42, help="random seed (same seed, same data)"),
-    customers: int = typer.Option(5_000, min=10, help="number of cardholders"),
-    terminals: int = typer.Option(4_000, min=2 * len(CITIES), help="number of card-present terminals"),
-    online_merchants: int = typer.Option(300, min=10, help="number of online merchants"),
-    fraud_rate: float = typer.Option(0.007, min=0.0, max=0.49, help="share of fraudulent transactions"),
-    start: datetime = typer.Option(
-        "2025-01-01", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"], help="first simulated day (UTC)"
-    ),
-    labels_out: Path | None = typer.Option(None, help="also write the label events (frauds) here"),
-) -> None:
-    """Write a simulated dataset and print a JSON summary."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = SimulatorConfig(
-        seed=seed,
-        days=days,
-        start=start.replace(tzinfo=UTC),
-        n_customers=customers,
-        n_terminals=terminals,
-        n_online_merchants=online_merchants,
-        fraud_rate=fraud_rate,
-    )
-    summary = write_parquet(cfg, out, labels_out)
-    typer.echo(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -24,14 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from ml.data import REQUIRED_COLUMNS
-from producer.simulator import GROUND_TRUTH_COLUMNS, TRANSACTION_COLUMNS
+from contracts.events import REQUIRED_COLUMNS, TRANSACTION_COLUMNS, is_missing
 
-# The event's fields, the columns a labelled file must have, and the ground-truth columns: one
-# definition each (the simulator's contract and the evaluation's required columns).
-TRANSACTION_FIELDS: Final[tuple[str, ...]] = TRANSACTION_COLUMNS
-REPLAY_REQUIRED: Final[tuple[str, ...]] = REQUIRED_COLUMNS
-LABEL_EXTRA: Final[tuple[str, ...]] = GROUND_TRUTH_COLUMNS
 _TRUE: Final = frozenset({"1", "true", "t", "yes", "y"})
 _FALSE: Final = frozenset({"0", "false", "f", "no", "n", ""})
 READ_BATCH_ROWS: Final = 10_000
@@ -66,10 +60,6 @@ def simulator_events(seed: int, days: int, *, labels: bool = True) -> Iterator[t
 # --------------------------------------------------------------------------- replay files
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def to_utc(value: Any) -> Any:
     """Naive datetimes and ISO strings → aware UTC datetimes; anything else unchanged."""
     if isinstance(value, datetime):
@@ -88,7 +78,7 @@ def to_utc(value: Any) -> Any:
 
 def parse_flag(value: Any) -> bool | Any:
     """is_fraud as a bool when it is a recognisable flag; otherwise the value itself (refused later)."""
-    if _missing(value):
+    if is_missing(value):
         return False
     if isinstance(value, bool):
         return value
@@ -103,7 +93,7 @@ def row_events(
     row: dict[str, Any], *, default_currency: str, label_delay: timedelta
 ) -> list[tuple[str, dict[str, Any]]]:
     """The transaction (and label, for a fraud row) of one replay-file row."""
-    tx = {k: row[k] for k in TRANSACTION_FIELDS if k in row and not _missing(row[k])}
+    tx = {k: row[k] for k in TRANSACTION_COLUMNS if k in row and not is_missing(row[k])}
     if "currency" not in tx:
         tx["currency"] = default_currency
     if "event_time" in tx:
@@ -115,11 +105,11 @@ def row_events(
     label: dict[str, Any] = {
         k: row[k]
         for k in ("transaction_id", "card_id", "fraud_scenario")
-        if k in row and not _missing(row[k])
+        if k in row and not is_missing(row[k])
     }
     label["is_fraud"] = flag
     label_time = row.get("label_time")
-    if _missing(label_time):
+    if is_missing(label_time):
         event_time = tx.get("event_time")
         label_time = event_time + label_delay if isinstance(event_time, datetime) else event_time
     label["label_time"] = to_utc(label_time)
@@ -173,10 +163,10 @@ def open_replay_file(path: Path) -> tuple[list[str], Iterator[list[dict[str, Any
     if not path.is_file():
         raise ReplayFileError(f"replay file {path} does not exist")
     columns, batches = _batches(path)
-    missing = [c for c in REPLAY_REQUIRED if c not in columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ReplayFileError(
             f"replay file {path} lacks required column(s) {', '.join(missing)} "
-            f"(needs at least {', '.join(REPLAY_REQUIRED)})"
+            f"(needs at least {', '.join(REQUIRED_COLUMNS)})"
         )
     return columns, batches

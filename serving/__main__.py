@@ -7,17 +7,14 @@ import os
 # before numpy / LightGBM load: one OpenMP thread (micro-batches are small; see serving.scoring)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import logging
-
 import uvicorn
 
-from common.settings import FraudEnv
+from common.logs import setup_logging
 from serving.settings import get_settings
 
 
 def main() -> None:
-    level = FraudEnv().log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = setup_logging()
     s = get_settings()
     uvicorn.run(
         "serving.app:create_app",

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from serving.batcher import MicroBatcher
 from serving.breaker import CircuitBreaker, State
 from serving.metrics import ServingMetrics
 from serving.middleware import BodySizeLimitMiddleware, MetricsMiddleware
@@ -26,7 +27,6 @@ from serving.model_manager import ModelManager, NoModelError
 from serving.online_store import OnlineStore
 from serving.prediction_log import DisabledLog, PredictionLog
 from serving.routers import health, metrics, model, predictions
-from serving.scoring import MicroBatcher
 from serving.service import Services
 from serving.settings import ServingSettings, get_settings
 

@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 import features
+from serving.explain import build_scorer
 from serving.metrics import ServingMetrics
-from serving.scoring import LoadedModel, build_scorer
+from serving.scoring import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,8 @@ class ModelManager:
             log.warning("keeping %s v%s: %s", self.name, self.current.version, reason)
 
     def _load(self, version: str) -> LoadedModel:
-        from ml.model import load_bundle
-        from ml.train import mlflow_tracking
+        from ml.pyfunc import load_bundle
+        from ml.tracking import mlflow_tracking
 
         started = time.perf_counter()
         uri = f"models:/{self.name}/{version}"

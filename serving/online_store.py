@@ -2,7 +2,7 @@
 
 :meth:`OnlineStore.fetch` resolves the published snapshot version and reads the card and terminal
 aggregates of every requested transaction with one ``EVALSHA`` of
-:data:`ml.feature_writer.READ_SCRIPT` (the writer's layout, one definition). Each lookup has a
+:data:`contracts.online_store.READ_SCRIPT` (the layout the feature writer publishes). Each lookup has a
 budget of ``SERVING_REDIS_TIMEOUT_MS`` (pool wait + round trip); a timeout or error counts as a
 breaker failure. Nothing here raises for Redis trouble: the answer says where features came from.
 
@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 import features
-from ml.feature_writer import READ_SCRIPT, OnlineLayout
+from contracts.online_store import READ_SCRIPT, OnlineLayout, card_suffix, terminal_suffix
 from serving.breaker import CircuitBreaker, State
 from serving.metrics import ServingMetrics
 
@@ -132,8 +132,8 @@ class OnlineStore:
             return self._default(keys, "breaker_open")
         args: list[Any] = [self._namespace_arg]
         for card_id, terminal_id in keys:
-            args.append(b"card:" + card_id.encode())
-            args.append(b"terminal:" + terminal_id.encode())
+            args.append(card_suffix(card_id))
+            args.append(terminal_suffix(terminal_id))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):

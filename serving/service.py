@@ -2,8 +2,9 @@
 
 For N transactions (1 for ``/predict``): read the model once (a swap mid-request cannot mix
 versions) → the micro-batcher: one Redis round trip for the cards and terminals of every request
-queued meanwhile (:class:`OnlineStore`), then vectors, probabilities, decisions and reasons in its
-worker thread → metrics and one prediction-log row each (queued, written later).
+queued meanwhile (:class:`OnlineStore`), then vectors, probabilities, decisions and reasons (on
+the event loop, or its worker thread with ``SERVING_SCORING_THREAD``) → metrics and one
+prediction-log row each (queued, written later).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from contracts.events import TransactionIn
+from serving.batcher import MicroBatcher
 from serving.metrics import ServingMetrics
 from serving.model_manager import ModelManager
 from serving.online_store import Lookup, OnlineStore
-from serving.prediction_log import DisabledLog, PredictionLog, copy_line
-from serving.schemas import PredictionOut, Reason, TransactionIn
-from serving.scoring import MicroBatcher, Scored
+from serving.prediction_log import DisabledLog, LogRow, PredictionLog
+from serving.schemas import PredictionOut, Reason
+from serving.scoring import Scored
+from serving.vectors import to_transaction
 
 
 @dataclass
@@ -42,7 +46,7 @@ async def score(services: Services, txns_in: Sequence[TransactionIn]) -> list[Ou
     """Score transactions; raises ``NoModelError`` when no model is loaded (the route answers 503)."""
     started = time.perf_counter()
     model = services.models.require()
-    txns = [t.to_transaction() for t in txns_in]
+    txns = [to_transaction(t) for t in txns_in]
     answer = await services.batcher.score(model, txns)  # one Redis round trip, then the model
     scored: list[Scored] = answer.scored
     lookups: list[Lookup] = answer.lookups
@@ -65,29 +69,26 @@ async def score(services: Services, txns_in: Sequence[TransactionIn]) -> list[Ou
         )
         m.predictions.labels(s.decision, lookup.source).inc()
         m.score.observe(s.probability)
-        services.log.record(
-            copy_line(
-                (
-                    now,
-                    txn.transaction_id,
-                    txn.card_id,
-                    txn.terminal_id,
-                    txn.event_time,
-                    t_in.amount,
-                    t_in.currency,
-                    model.name,
-                    model.version,
-                    fs_version,
-                    s.probability,
-                    s.decision,
-                    lookup.source,
-                    answer.version,
-                    latency_ms,
-                    s.vector_text,
-                    s.reasons_json,
-                    t_in.model_dump_json(),
-                )
-            )
+        row = LogRow(
+            predicted_at=now,
+            transaction_id=txn.transaction_id,
+            card_id=txn.card_id,
+            terminal_id=txn.terminal_id,
+            event_time=txn.event_time,
+            amount=t_in.amount,
+            currency=t_in.currency,
+            model_name=model.name,
+            model_version=model.version,
+            feature_set_version=fs_version,
+            fraud_probability=s.probability,
+            decision=s.decision,
+            feature_source=lookup.source,
+            features_version=answer.version,
+            latency_ms=latency_ms,
+            feature_vector=s.vector_text,
+            reasons=s.reasons_json,
+            request=t_in.model_dump_json(),
         )
+        services.log.record(row.copy_line())
         out.append(Outcome(prediction, s.vector))
     return out

@@ -1,7 +1,7 @@
 """The serving API's own knobs (``SERVING_*``), next to the shared endpoints of common.settings.
 
 Endpoint fields left empty mean the platform's (``REDIS_URL``, ``MLFLOW_TRACKING_URI``, the
-``PREDICTIONS_DB`` database on ``POSTGRES_*``, ``FEATURE_WRITER_NAMESPACE``); tests build
+``PREDICTIONS_DB`` database on ``POSTGRES_*``, ``FEATURE_NAMESPACE``); tests build
 ``ServingSettings(redis_url=..., model_name=...)`` to point one app at their own resources.
 Every field has a line in ``.env.example``.
 """
@@ -50,8 +50,7 @@ class ServingSettings(ServiceSettings):
     #: Rows scored together at most (concurrent requests are micro-batched).
     score_batch_max: int = Field(default=64, ge=1)
     #: Score inline on the event loop (default: no GIL handoffs) or in a worker thread (the loop
-    #: stays free while a batch scores, but each handoff waits on the GIL: 20-40 % fewer req/s
-    #: measured on 2 cores; serving/README.md).
+    #: stays free while a batch scores, but each handoff waits on the GIL; docs/design/serving.md).
     scoring_thread: bool = False
     mlflow_tracking_uri: str = ""
 
@@ -98,11 +97,7 @@ class ServingSettings(ServiceSettings):
         return self.mlflow_tracking_uri or mlflow_settings().mlflow_tracking_uri
 
     def resolved_namespace(self) -> str:
-        if self.feature_namespace:
-            return self.feature_namespace
-        from ml.feature_writer import get_settings as writer_settings
-
-        return writer_settings().namespace
+        return self.feature_namespace or redis_settings().feature_namespace
 
     def resolved_log_dsn(self) -> str:
         dsn = self.prediction_log_dsn.get_secret_value()

@@ -13,45 +13,30 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import typer
 
-from common.settings import ROOT, FraudEnv
+from common.logs import setup_logging
+from common.reports import write_report
 from streaming.session import streaming_spark
 from streaming.settings import StreamingSettings
 
 log = logging.getLogger("streaming")
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
-REPORTS = ROOT / "var" / "reports"
 # a query that hits a known, harmless Spark bug is started again in-process this often at most
 MAX_BUG_RESTARTS = 3
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=FraudEnv().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging()
 
 
 def _settings(**overrides: Any) -> StreamingSettings:
     return StreamingSettings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _write_report(name: str, data: Any) -> Path:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    path = REPORTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path
 
 
 @app.command()
@@ -162,7 +147,7 @@ def maintain(
     transactions_table: str = typer.Option(None, help="Bronze transactions table name"),
     labels_table: str = typer.Option(None, help="Bronze labels table name"),
 ) -> None:
-    """Compact and vacuum the Bronze tables (for a scheduled task; see streaming/README.md)."""
+    """Compact and vacuum the Bronze tables (for a scheduled task; see docs/design/streaming.md)."""
     _logging()
     from streaming.maintenance import TableBusyError
     from streaming.maintenance import maintain as run_maintenance
@@ -184,7 +169,7 @@ def maintain(
         raise typer.Exit(2) from None
     finally:
         spark.stop()
-    path = _write_report("streaming-maintenance", {"at": time.time(), "tables": reports})
+    path = write_report("streaming-maintenance", {"at": time.time(), "tables": reports})
     typer.echo(json.dumps(reports, indent=2, default=str))
     log.info("report: %s", path)
 
@@ -216,4 +201,4 @@ def dlq_summary(
     records = read_dlq(settings.kafka.kafka_bootstrap_servers, settings.dlq_topic_name, timeout_s=timeout)
     out = summary(records)
     typer.echo(json.dumps(out, indent=2))
-    _write_report("streaming-dlq-summary", out)
+    write_report("streaming-dlq-summary", out)

@@ -1,14 +1,14 @@
 """Decoding Kafka records by the writer schema id of each record, in the JVM (spark-avro).
 
 For each micro-batch the driver collects the distinct schema ids per topic, resolves each id once
-(:class:`WriterSchemas`: fetched from the registry, checked for reader/writer compatibility with
-Avro's own ``SchemaCompatibility``, cached) and builds one ``CASE schema_id WHEN … THEN from_avro(
-body, <writer schema>, avroSchema=<reader schema>)`` expression: every compatible writer version
-is read straight into the reader schema by Avro schema resolution (new optional fields get their
-defaults, removed ones are skipped), without a Python UDF.
+(:class:`streaming.schema_registry.WriterSchemas`: fetched from the registry, checked for
+reader/writer compatibility with Avro's own ``SchemaCompatibility``, cached) and builds one
+``CASE schema_id WHEN … THEN from_avro(body, <writer schema>, avroSchema=<reader schema>)``
+expression: every compatible writer version is read straight into the reader schema by Avro schema
+resolution (new optional fields get their defaults, removed ones are skipped), without a Python UDF.
 
 Rows that cannot be decoded get a ``_decode_error`` struct ``(reason, error)`` instead of failing
-the query: not framed (:data:`~streaming.wire.NOT_WIRE_FORMAT`), an id the registry does not know,
+the query: not framed (:data:`~contracts.wire.NOT_WIRE_FORMAT`), an id the registry does not know,
 a non-Avro or incompatible writer schema, or a body that does not decode (``from_avro`` runs in
 PERMISSIVE mode, which yields a record of nulls; a record whose non-nullable fields are all null
 cannot come from a successful decode).
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F  # noqa: N812
 
-from streaming import wire
-from streaming.registry import SchemaRegistry
+from contracts import wire
+from streaming.schema_registry import UNRESOLVED, Resolution
 from streaming.sources import SourceSpec
 
 if TYPE_CHECKING:
@@ -35,11 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AVRO_OPTIONS = {"mode": "PERMISSIVE"}
-# an id not resolved yet for this batch: the batch writer asks the registry and decodes again
-UNRESOLVED = "_unresolved"
-# ids the registry does not know are asked again after this long (a producer registers a schema
-# before writing records with its id, so an unknown id is almost always garbage)
-UNKNOWN_ID_TTL_S = 300.0
 
 
 # ------------------------------------------------------------------------------ framing columns
@@ -69,7 +62,7 @@ def body_column(value: Column) -> Column:
 def frame_error_column(value: Column) -> Column:
     """``(reason, error)`` of a record that is not framed or has no usable id, else null.
 
-    The same rules and messages as :func:`streaming.wire.parse_frame`.
+    The same rules and messages as :func:`contracts.wire.parse_frame`.
     """
 
     def err(reason: str, msg: Column) -> Column:
@@ -104,105 +97,6 @@ def frame_error_column(value: Column) -> Column:
             ),
         )
     )
-
-
-# ------------------------------------------------------------------------------ writer schemas
-
-
-@dataclass
-class Resolution:
-    """How the ids of one batch decode for one reader schema."""
-
-    readable: dict[int, str] = field(default_factory=dict)  # id → writer schema JSON
-    failed: dict[int, tuple[str, str]] = field(default_factory=dict)  # id → (reason, message)
-
-
-class WriterSchemas:
-    """Resolves schema ids to writer schemas readable as a given reader schema (cached)."""
-
-    def __init__(self, spark: SparkSession, registry: SchemaRegistry) -> None:
-        self._spark = spark
-        self._registry = registry
-        self._verdicts: dict[tuple[str, int], tuple[str, str] | str] = {}
-        self._unknown: dict[int, float] = {}  # id → monotonic time the registry said 404
-
-    def known(self, reader_schema: str) -> Resolution:
-        """Every id resolved so far for ``reader_schema`` (no registry call)."""
-        out = Resolution()
-        now = time.monotonic()
-        for (reader, schema_id), verdict in self._verdicts.items():
-            if reader == reader_schema:
-                self._put(out, schema_id, verdict)
-        for schema_id, at in list(self._unknown.items()):
-            if now - at < UNKNOWN_ID_TTL_S:
-                out.failed[schema_id] = self._unknown_verdict(schema_id)
-            else:
-                del self._unknown[schema_id]
-        return out
-
-    def resolve(self, reader_schema: str, ids: set[int]) -> Resolution:
-        """:meth:`known` plus ``ids``, asking the registry for the new ones."""
-        out = self.known(reader_schema)
-        for schema_id in sorted(ids):
-            self._put(out, schema_id, self._verdict(reader_schema, schema_id))
-        return out
-
-    @staticmethod
-    def _put(out: Resolution, schema_id: int, verdict: tuple[str, str] | str) -> None:
-        if isinstance(verdict, tuple):
-            out.failed[schema_id] = verdict
-            out.readable.pop(schema_id, None)
-        else:
-            out.readable[schema_id] = verdict
-
-    @staticmethod
-    def _unknown_verdict(schema_id: int) -> tuple[str, str]:
-        return (wire.UNKNOWN_SCHEMA_ID, f"schema id {schema_id} is not registered")
-
-    def _verdict(self, reader_schema: str, schema_id: int) -> tuple[str, str] | str:
-        key = (reader_schema, schema_id)
-        if key in self._verdicts:
-            return self._verdicts[key]
-        writer = self._registry.writer_schema(schema_id)
-        if writer is None:
-            self._unknown[schema_id] = time.monotonic()
-            return self._unknown_verdict(schema_id)
-        self._unknown.pop(schema_id, None)
-        verdict: tuple[str, str] | str
-        if not writer.is_avro:
-            verdict = (wire.NOT_AVRO, f"schema id {schema_id} is a {writer.schema_type} schema, not Avro")
-        else:
-            problem = self._incompatibility(reader_schema, writer.schema_str)
-            if problem:
-                verdict = (wire.INCOMPATIBLE_SCHEMA, f"schema id {schema_id}: {problem}")
-                log.warning("writer schema id %d cannot be read as the reader schema: %s", schema_id, problem)
-            else:
-                verdict = writer.schema_str
-        self._verdicts[key] = verdict
-        return verdict
-
-    def _incompatibility(self, reader_schema: str, writer_schema: str) -> str:
-        """Empty when Avro can read ``writer_schema`` data as ``reader_schema``, else why not.
-
-        Avro's Java ``SchemaCompatibility``: the same library that decodes, so the verdict is exact.
-        """
-        jvm = self._spark.sparkContext._jvm
-        if jvm is None:
-            raise RuntimeError("no JVM behind the Spark session")
-        avro = jvm.org.apache.avro
-        try:
-            reader = avro.Schema.Parser().parse(reader_schema)
-            writer = avro.Schema.Parser().parse(writer_schema)
-        except Exception as exc:
-            return f"schema does not parse: {str(exc).splitlines()[0][:300]}"
-        result = avro.SchemaCompatibility.checkReaderWriterCompatibility(reader, writer)
-        if str(result.getType().toString()) == "COMPATIBLE":
-            return ""
-        incompat = result.getResult().getIncompatibilities()
-        details = [
-            f"{i.getType().toString()} at {i.getLocation()}: {i.getMessage()}" for i in list(incompat)[:3]
-        ]
-        return "; ".join(details) or "incompatible with the reader schema"
 
 
 # ------------------------------------------------------------------------------------- decoding

@@ -1,25 +1,11 @@
 """Dead-letter records of the streaming stage, and reading them back.
 
 A DLQ record is the original Kafka key and value bytes (untouched, so ``make replay-dlq`` can
-decode and re-send a fixed record) with UTF-8 headers in the producer's vocabulary
-(``producer/dlq.py``) plus where the record came from:
-
-==================  ==============================================================================
-``stage``           ``streaming.decode`` | ``streaming.quality`` | ``streaming.dedup``
-``reason``          short code: ``not_wire_format``, ``unknown_schema_id``, ``undecodable``,
-                    ``missing``, ``out_of_range``, ``unknown_currency``, ``duplicate``…
-``field``           the failing field ("" when not about one field)
-``error``           human-readable message
-``source``          the topic the event came from (the stream's view of its origin)
-``error_time``      ingest time of the micro-batch, ISO-8601 UTC with milliseconds
-``event_type``      ``transaction`` | ``label``
-``content_type``    ``application/vnd.confluent.avro`` (framed) or ``application/octet-stream``
-``source_topic``    } the identity of the original record: a micro-batch replayed after a crash
-``source_partition``} sends its DLQ records again (the DLQ is at-least-once), byte-identical, so
-``source_offset``   } consumers de-duplicate on these three headers
-``source_timestamp`` Kafka timestamp of the original record, epoch milliseconds
-``schema_id``       writer schema id (absent when the record is not framed)
-==================  ==============================================================================
+decode and re-send a fixed record) with the headers of :mod:`contracts.dlq`: stage
+(``streaming.decode`` | ``streaming.quality`` | ``streaming.dedup``), reason, field, error, and the
+identity of the source record (topic, partition, offset, timestamp). A micro-batch replayed after a
+crash sends its DLQ records again, byte-identical (the DLQ is at-least-once): readers collapse them
+on the source identity (:func:`distinct_streaming_records`).
 """
 
 from __future__ import annotations
@@ -32,17 +18,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pyspark.sql import functions as F  # noqa: N812
 
+from contracts.dlq import CONTENT_AVRO, CONTENT_BYTES, MAX_ERROR_CHARS, STREAMING_STAGE_PREFIX, header_dict
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 log = logging.getLogger(__name__)
 
-STAGE_DECODE: Final = "streaming.decode"
-STAGE_QUALITY: Final = "streaming.quality"
-STAGE_DEDUP: Final = "streaming.dedup"
-STAGE_PREFIX: Final = "streaming."
-CONTENT_AVRO: Final = "application/vnd.confluent.avro"
-CONTENT_BYTES: Final = "application/octet-stream"
 ISO_MILLIS: Final = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 
 
@@ -62,7 +44,7 @@ def dlq_frame(df: DataFrame, event_type: str) -> DataFrame:
         h("stage", F.col("_stage")),
         h("reason", F.col("_reason")),
         h("field", F.coalesce(F.col("_field"), F.lit(""))),
-        h("error", F.substring(F.coalesce(F.col("_error"), F.lit("")), 1, 2000)),
+        h("error", F.substring(F.coalesce(F.col("_error"), F.lit("")), 1, MAX_ERROR_CHARS)),
         h("source", F.col("kafka_topic")),
         h("error_time", F.date_format(F.col("ingested_at"), ISO_MILLIS)),
         h("event_type", F.lit(event_type)),
@@ -103,14 +85,6 @@ class DlqRecord:
             return (h["source_topic"], int(h["source_partition"]), int(h["source_offset"]))
         except (KeyError, ValueError):
             return None
-
-
-def header_dict(headers: Any) -> dict[str, str]:
-    """Kafka message headers (a list of (key, bytes|str|None)) as strings."""
-    out: dict[str, str] = {}
-    for k, v in headers or []:
-        out[k] = v.decode("utf-8", errors="replace") if isinstance(v, bytes) else (v or "")
-    return out
 
 
 def read_dlq(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[DlqRecord]:
@@ -159,7 +133,7 @@ def distinct_streaming_records(records: list[DlqRecord]) -> dict[tuple[str, int,
     out: dict[tuple[str, int, int], DlqRecord] = {}
     for r in records:
         ident = r.identity
-        if r.stage.startswith(STAGE_PREFIX) and ident is not None:
+        if r.stage.startswith(STREAMING_STAGE_PREFIX) and ident is not None:
             out.setdefault(ident, r)
     return out
 
@@ -167,7 +141,7 @@ def distinct_streaming_records(records: list[DlqRecord]) -> dict[tuple[str, int,
 def summary(records: list[DlqRecord]) -> dict[str, Any]:
     """Counts by stage and reason: all records, and streaming ones once per source record."""
     distinct = distinct_streaming_records(records)
-    streaming_all = sum(1 for r in records if r.stage.startswith(STAGE_PREFIX))
+    streaming_all = sum(1 for r in records if r.stage.startswith(STREAMING_STAGE_PREFIX))
     return {
         "records": len(records),
         "streaming_records": streaming_all,

@@ -10,8 +10,10 @@ Time rules compare with a reference time: the stream uses the micro-batch's inge
 which Spark records in the offset log, so a batch replayed after a crash is judged exactly as the
 first time (a row must never move between Bronze and the DLQ on a replay).
 
-Reason codes follow the producer's DLQ vocabulary (``missing``, ``empty``, ``out_of_range``,
-``unknown_currency``…) so both stages read the same on one dashboard.
+The limits, code lists and reason codes are the contract's (:mod:`contracts.events`: the same
+values the producer and the API validate with, a unit test holds the two rule sets together), so an
+event the producer accepts is refused here only by the stream's own freshness rules (``in_future``,
+``too_old``, relative to the ingest time), and both stages read the same on one dashboard.
 """
 
 from __future__ import annotations
@@ -25,15 +27,26 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pyspark.sql import functions as F  # noqa: N812
 
-from producer.iso import ISO_3166_ALPHA2, ISO_4217_CURRENCIES
+from contracts.events import (
+    AMOUNT_MAX,
+    AMOUNT_MIN,
+    BLANK_CHARS,
+    CHANNELS,
+    ID_MAX_LENGTH,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    MCC_PATTERN,
+    MERCHANT_NAME_MAX_LENGTH,
+)
+from contracts.iso import ISO_3166_ALPHA2, ISO_4217_CURRENCIES
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
     from streaming.settings import StreamingSettings
 
-CHANNELS: Final = frozenset({"card_present", "online"})
-DUPLICATE: Final = "duplicate"  # stage streaming.dedup: another record of the same transaction_id
+#: the reasons of the stream's own time rules (the contract's are the producer's)
+FRESHNESS_REASONS: Final = frozenset({"in_future", "too_old"})
 
 # --------------------------------------------------------------------------------------- checks
 
@@ -66,17 +79,32 @@ class NotNull(Check):
 
 @dataclass(frozen=True)
 class NotBlank(Check):
-    """A string with at least one non-space character (null passes: :class:`NotNull` says missing)."""
+    """A string with a character besides white space (null passes: :class:`NotNull` says missing)."""
 
     def passes(self, value: Any, ref: datetime) -> bool:
-        return value is None or bool(str(value).strip())
+        return value is None or bool(str(value).strip(BLANK_CHARS))
 
     def column(self, col: Column, ref: Column) -> Column:
-
-        return col.isNull() | (F.length(F.trim(col)) > 0)
+        return col.isNull() | col.rlike(r"\S")  # Java's \s is BLANK_CHARS
 
     def describe(self) -> str:
         return "must not be blank"
+
+
+@dataclass(frozen=True)
+class MaxLength(Check):
+    """A string of at most ``length`` characters (null passes)."""
+
+    length: int
+
+    def passes(self, value: Any, ref: datetime) -> bool:
+        return value is None or len(str(value)) <= self.length
+
+    def column(self, col: Column, ref: Column) -> Column:
+        return col.isNull() | (F.length(col) <= self.length)
+
+    def describe(self) -> str:
+        return f"must be at most {self.length} characters"
 
 
 @dataclass(frozen=True)
@@ -239,40 +267,47 @@ def failure_column(rules: Iterable[Rule], ref: Column) -> Column:
 
 
 def _required(*fields: str) -> list[Rule]:
-    rules = [Rule("missing", f, NotNull()) for f in fields]
-    return rules
+    return [Rule("missing", f, NotNull()) for f in fields]
 
 
-def _ids_not_blank(*fields: str) -> list[Rule]:
-    return [Rule("empty", f, NotBlank()) for f in fields]
+def _ids(*fields: str, optional: bool = False) -> list[Rule]:
+    """Not blank, not too long: the contract's ``Id``."""
+    return [Rule("empty", f, NotBlank(), optional) for f in fields] + [
+        Rule("too_long", f, MaxLength(ID_MAX_LENGTH), optional) for f in fields
+    ]
+
+
+def _event_age(s: StreamingSettings, time_field: str) -> list[Rule]:
+    """The stream's own freshness rules, relative to the micro-batch's ingest time."""
+    return [
+        Rule("in_future", time_field, NotAfterRef(s.max_future_skew_s)),
+        Rule("too_old", time_field, NotBeforeRef(s.max_event_age_days * 86_400)),
+    ]
 
 
 def transaction_rules(s: StreamingSettings) -> tuple[Rule, ...]:
     """The rules a transaction must pass to enter ``bronze.transactions``."""
     ids = ("transaction_id", "card_id", "terminal_id")
+    lat, lon = (tuple(Decimal(str(v)) for v in r) for r in (LATITUDE_RANGE, LONGITUDE_RANGE))
     return (
         *_required(*ids, "event_time", "amount", "currency"),
-        *_ids_not_blank(*ids),
-        Rule("out_of_range", "amount", Between(s.amount_min, s.amount_max)),
+        *_ids(*ids),
+        *_ids("customer_id", "device_id", optional=True),
+        Rule("too_long", "merchant_name", MaxLength(MERCHANT_NAME_MAX_LENGTH), optional=True),
+        Rule("out_of_range", "amount", Between(AMOUNT_MIN, AMOUNT_MAX)),
         Rule("unknown_currency", "currency", OneOf(ISO_4217_CURRENCIES, "an active ISO 4217 currency")),
-        Rule("in_future", "event_time", NotAfterRef(s.max_future_skew_s)),
-        Rule("too_old", "event_time", NotBeforeRef(s.max_event_age_days * 86_400)),
-        Rule("invalid_value", "channel", OneOf(CHANNELS, "card_present or online"), optional=True),
-        Rule("bad_format", "mcc", Matches(r"[0-9]{4}"), optional=True),
+        *_event_age(s, "event_time"),
+        Rule("invalid_value", "channel", OneOf(frozenset(CHANNELS), " or ".join(CHANNELS)), optional=True),
+        Rule("bad_format", "mcc", Matches(MCC_PATTERN), optional=True),
         Rule(
             "unknown_country", "country", OneOf(ISO_3166_ALPHA2, "an ISO 3166-1 alpha-2 code"), optional=True
         ),
-        Rule("out_of_range", "latitude", Between(Decimal(-90), Decimal(90)), optional=True),
-        Rule("out_of_range", "longitude", Between(Decimal(-180), Decimal(180)), optional=True),
+        Rule("out_of_range", "latitude", Between(*lat), optional=True),
+        Rule("out_of_range", "longitude", Between(*lon), optional=True),
     )
 
 
 def label_rules(s: StreamingSettings) -> tuple[Rule, ...]:
     """The rules a label must pass to enter ``bronze.labels``."""
     ids = ("transaction_id", "card_id")
-    return (
-        *_required(*ids, "is_fraud", "label_time"),
-        *_ids_not_blank(*ids),
-        Rule("in_future", "label_time", NotAfterRef(s.max_future_skew_s)),
-        Rule("too_old", "label_time", NotBeforeRef(s.max_event_age_days * 86_400)),
-    )
+    return (*_required(*ids, "is_fraud", "label_time"), *_ids(*ids), *_event_age(s, "label_time"))

@@ -8,7 +8,6 @@ point the job at their own topics, tables and checkpoint. Every field has a line
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ROOT, KafkaSettings, S3Settings, ServiceSettings, kafka_settings, s3_settings
+from contracts.avro import schema_path
 
 # Delta refuses VACUUM below 7 days unless told otherwise: a reader or a stream may still need
 # files that a shorter retention would delete.
@@ -41,9 +41,9 @@ class StreamingSettings(ServiceSettings):
     trigger_interval_s: float = Field(default=5.0, ge=0)
     labels_trigger_interval_s: float = Field(default=30.0, ge=0)
 
-    # --- Avro reader schemas (the producer's .avsc files: records are read into these)
-    transaction_schema: Path = ROOT / "producer" / "schemas" / "transaction.avsc"
-    label_schema: Path = ROOT / "producer" / "schemas" / "label.avsc"
+    # --- Avro reader schemas (the contract's .avsc files: records are read into these)
+    transaction_schema: Path = schema_path("transaction")
+    label_schema: Path = schema_path("label")
     registry_timeout_s: float = Field(default=10.0, gt=0)
 
     # --- Lakehouse: tables live at s3a://<LAKEHOUSE_BUCKET>/<bronze_schema>/<table>, registered in
@@ -59,9 +59,7 @@ class StreamingSettings(ServiceSettings):
     # Parquet files written per table per batch (fewer, larger files; OPTIMIZE compacts the rest).
     write_partitions: int = Field(default=2, ge=1)
 
-    # --- Quality rules
-    amount_min: Decimal = Decimal("0.01")
-    amount_max: Decimal = Decimal("100000.00")
+    # --- Quality rules: the contract's (contracts.events), plus the stream's freshness rules.
     # An event may be stamped at most this far after the batch's ingest time (clock skew).
     max_future_skew_s: int = Field(default=300, ge=0)
     # ... and at most this old: generous, so replays of months of simulated history pass, while

@@ -30,6 +30,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY --from=spark-jars /jars /opt/spark-jars
 # The root features.py is the one definition of the feature vector: copied, never duplicated.
 COPY features.py ./
+COPY contracts ./contracts
 COPY common ./common
 COPY producer ./producer
 COPY streaming ./streaming

@@ -11,28 +11,23 @@ everything it started: nothing is left half-started.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 import typer
 import yaml
-from dotenv import dotenv_values
+from preflight import PC_BIN, ROOT, VAR, StackError, load_env, preflight, urls
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[2]
-VAR = Path(os.environ.get("FRAUD_VAR_DIR", ROOT / "var"))
-CACHE = ROOT / ".cache"
-PC_BIN = CACHE / "bin" / "process-compose"
+from common.reports import write_report as write_json
+
 PC_FILE = ROOT / "infra" / "local" / "process-compose.yaml"
 SOCKET = VAR / "run" / "process-compose.sock"
 REPORTS = VAR / "reports"
@@ -40,131 +35,6 @@ LOGS = VAR / "log"
 
 console = Console(width=None if sys.stdout.isatty() else 132)
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
-
-
-class StackError(RuntimeError):
-    """Startup failed; the message names the service, the cause and the log to read."""
-
-
-# --------------------------------------------------------------------------------------------
-# environment
-
-
-def load_env() -> dict[str, str]:
-    """.env.example, overlaid by .env, overlaid by the process environment."""
-    env: dict[str, str] = {}
-    for f in (ROOT / ".env.example", ROOT / ".env", ROOT / "infra" / "versions.env"):
-        if f.exists():
-            env.update({k: v for k, v in dotenv_values(f).items() if v is not None})
-    env.update(os.environ)
-    env["FRAUD_VAR_DIR"] = str(VAR)
-    return env
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    service: str
-    port_var: str
-    url: str  # shown by `status`; {port} is replaced
-
-
-# Every port the stack binds, with the service that binds it (checked before starting).
-ENDPOINTS = [
-    Endpoint("object-store", "S3_PORT", "http://localhost:{port}"),
-    Endpoint("kafka", "KAFKA_PORT", "localhost:{port}"),
-    Endpoint("kafka", "KAFKA_CONTROLLER_PORT", ""),
-    Endpoint("kafka", "KAFKA_METRICS_PORT", "http://localhost:{port}/metrics"),
-    Endpoint("schema-registry", "SCHEMA_REGISTRY_PORT", "http://localhost:{port}/apis/ccompat/v7"),
-    Endpoint("schema-registry", "SCHEMA_REGISTRY_MANAGEMENT_PORT", ""),
-    Endpoint("postgres", "POSTGRES_PORT", "postgresql://localhost:{port}"),
-    Endpoint("redis", "REDIS_PORT", "redis://localhost:{port}"),
-    Endpoint("trino", "TRINO_PORT", "http://localhost:{port}"),
-    Endpoint("trino", "TRINO_METRICS_PORT", ""),
-    Endpoint("mlflow", "MLFLOW_PORT", "http://localhost:{port}"),
-    Endpoint("airflow-api-server", "AIRFLOW_PORT", "http://localhost:{port}"),
-    Endpoint("statsd-exporter", "STATSD_EXPORTER_PORT", ""),
-    Endpoint("postgres-exporter", "POSTGRES_EXPORTER_PORT", ""),
-    Endpoint("redis-exporter", "REDIS_EXPORTER_PORT", ""),
-    Endpoint("prometheus", "PROMETHEUS_PORT", "http://localhost:{port}"),
-    Endpoint("alertmanager", "ALERTMANAGER_PORT", "http://localhost:{port}"),
-    Endpoint("serving", "SERVING_PORT", "http://localhost:{port}/docs"),
-    Endpoint("streaming", "STREAMING_METRICS_PORT", "http://localhost:{port}/metrics"),
-]
-
-
-def urls(env: dict[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for e in ENDPOINTS:
-        if e.url and e.service not in out:
-            out[e.service] = e.url.format(port=env[e.port_var])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# preflight
-
-
-def required_artifacts(env: dict[str, str]) -> dict[str, Path]:
-    v = env
-    return {
-        "process-compose": PC_BIN,
-        "object-store (versitygw)": CACHE / "bin" / "versitygw",
-        "statsd-exporter": CACHE / "bin" / "statsd_exporter",
-        "kafka": CACHE / "jvm" / "kafka" / "libs" / f"kafka_{v['KAFKA_SCALA']}-{v['KAFKA_VERSION']}.jar",
-        "trino": CACHE / "jvm" / f"trino-server-{v['TRINO_VERSION']}" / "bin" / "launcher",
-        "jmx exporter": CACHE / "jvm" / f"jmx_prometheus_javaagent-{v['JMX_EXPORTER_VERSION']}.jar",
-        "platform python env": ROOT / ".venv" / "bin" / "python",
-        "mlflow python env": ROOT / ".venvs" / "mlflow" / "bin" / "mlflow",
-        "airflow python env": ROOT / ".venvs" / "airflow" / "bin" / "airflow",
-        "java 17": Path(v["JAVA17_HOME"]) / "bin" / "java",
-        "java 25 (trino, schema registry)": Path(v["JAVA25_HOME"]) / "bin" / "java",
-    }
-
-
-def registry_installed() -> bool:
-    return any((CACHE / "registry").glob("apicurio-registry-*/quarkus-run.jar"))
-
-
-def port_holder(port: int) -> str:
-    try:
-        for c in psutil.net_connections(kind="inet"):
-            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
-                p = psutil.Process(c.pid)
-                return f"pid {c.pid} ({' '.join(p.cmdline()[:3])[:80]})"
-    except (psutil.Error, PermissionError):
-        pass
-    return "another process"
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def preflight(env: dict[str, str]) -> None:
-    problems = []
-    for what, path in required_artifacts(env).items():
-        if not path.exists():
-            problems.append(f"{what}: {path} is missing; run 'make setup'")
-    if not registry_installed():
-        problems.append("schema-registry: Apicurio Registry is not installed; run 'make setup'")
-    for e in ENDPOINTS:
-        raw = env.get(e.port_var)
-        if not raw or not raw.isdigit():
-            problems.append(f"{e.service}: setting {e.port_var} is missing or not a port (see .env.example)")
-            continue
-        if not port_free(int(raw)):
-            problems.append(
-                f"{e.service}: port {raw} ({e.port_var}) is already in use by {port_holder(int(raw))}; "
-                f"stop it or change {e.port_var} in .env"
-            )
-    if problems:
-        raise StackError("cannot start the local stack:\n  - " + "\n  - ".join(problems))
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,10 +182,7 @@ def status_rows(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def write_report(name: str, data: dict[str, Any]) -> Path:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    path = REPORTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path
+    return write_json(REPORTS / f"{name}.json", data)
 
 
 def stop_all(reason: str = "") -> None:

@@ -59,7 +59,8 @@ go_build_module() {
   local out="$BIN/$name" key="$module@$version"
   if stamp_ok "go-$name" "$key" "$out"; then skip "$name $version"; return; fi
   info "$name $version: building from the Go module proxy"
-  local proxy="${GOPROXY:-https://proxy.golang.org}"; proxy="${proxy%%,*}"
+  # the first proxy of Go's own setting (its built-in default unless GOPROXY says otherwise)
+  local proxy; proxy="$(go env GOPROXY)"; proxy="${proxy%%,*}"
   local src="$CACHE/src/$name-$version" zip="$CACHE/downloads/$name-$version.zip"
   fetch "$proxy/$(go_escape "$module")/@v/$version.zip" "$zip" "$name"
   rm -rf "$src" && mkdir -p "$src"

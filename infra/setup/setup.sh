@@ -143,6 +143,7 @@ step_go_tools() {
   go_build_module "versitygw" "github.com/versity/versitygw" "$VERSITYGW_VERSION" "./cmd/versitygw" ""
   go_build_module "statsd_exporter" "github.com/prometheus/statsd_exporter" "$STATSD_EXPORTER_VERSION" "." ""
   go_build_module "docker-compose" "github.com/docker/compose/v2" "$COMPOSE_VERSION" "./cmd" ""
+  go_build_module "vegeta" "github.com/tsenart/vegeta/v12" "$VEGETA_VERSION" "." ""
 }
 
 step_registry() {

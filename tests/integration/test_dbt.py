@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 import features
-from common import scratch_bronze, trino_client
+from bench import scratch_bronze
+from common import trino_client
 from common.dbt import run_dbt
 from common.settings import trino_settings
 from ml import pit

@@ -15,17 +15,11 @@ import trino
 import features
 from common import trino_client
 from common.settings import redis_settings
+from contracts.online_store import READ_SCRIPT, OnlineLayout
 from ml.data import validate_transactions
-from ml.feature_writer import (
-    READ_SCRIPT,
-    FeatureWriterError,
-    FeatureWriterSettings,
-    OnlineLayout,
-    write_frames,
-    write_online_features,
-    write_snapshot,
-)
+from ml.feature_writer import FeatureWriterError, write_frames, write_online_features, write_snapshot
 from ml.pit import card_features_from_row, snapshot_frame, terminal_features_from_row
+from ml.settings import FeatureWriterSettings
 from producer.simulator import SimulatorConfig, simulate
 
 SETTINGS = FeatureWriterSettings(batch_size=100, old_version_ttl_s=120)

@@ -6,20 +6,8 @@ deleted afterwards, so tests never read each other's records.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,142 +17,31 @@ import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from common.settings import kafka_settings
-from producer.dlq import CONTENT_AVRO, dlq_headers, header_dict
-from producer.pipeline import Pipeline, StartupError, Topics, producer_config, run_stream
-from producer.schemas import (
-    HISTORY_DIR,
-    Registry,
-    SchemaRegistrationError,
-    ensure_subject,
-    load_schema_str,
-    subject_for,
+from confluent_kafka import Producer
+from kafka_support import (
+    K,
+    decode_with_writer_schema,
+    end_offsets,
+    good_event,
+    produce,
+    read_all,
+    registry,
+    settings,
+    v1_schema,
 )
+
+from common.schema_registry import SchemaRegistrationError
+from contracts.avro import load_schema_str, subject_for
+from contracts.dlq import CONTENT_AVRO, dlq_headers, header_dict
+from contracts.events import to_json_bytes
+from contracts.wire import frame, parse_frame
+from producer.encoders import CompiledEncoder
+from producer.pipeline import Pipeline, StartupError, Topics, producer_config
 from producer.service import replay_dead_letters, replay_file, start
-from producer.settings import ProducerSettings, get_settings
 from producer.sources import simulator_events
-from producer.validation import to_json_bytes
-from producer.wire import CompiledEncoder, frame, unframe
+from producer.stream import run_stream
 
 pytestmark = pytest.mark.usefixtures("local_stack")
-
-ROOT = Path(__file__).resolve().parents[2]
-K = kafka_settings()
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def settings(**overrides: Any) -> ProducerSettings:
-    return get_settings().model_copy(update={"delivery_timeout_ms": 20_000, **overrides})
-
-
-@functools.cache
-def registry() -> Registry:
-    return Registry.connect(K.schema_registry_url)
-
-
-@functools.cache
-def writer_schema(schema_id: int) -> Any:
-    return fastavro.parse_schema(json.loads(registry().client.get_schema(schema_id).schema_str))
-
-
-def delete_subject(subject: str) -> None:
-    client = registry().client
-    for permanent in (False, True):
-        with contextlib.suppress(Exception):  # absent already
-            client.delete_subject(subject, permanent=permanent)
-
-
-def read_all(topic: str, timeout_s: float = 30.0) -> list[Message]:
-    """Every record of ``topic`` (ordered by partition, then offset)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": K.kafka_bootstrap_servers,
-            "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        pending = {p for p in parts if ends[p] > 0}
-        out: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            out.append(msg)
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                pending.discard(msg.partition())
-        assert not pending, f"could not read {topic} to its end"
-        return sorted(out, key=lambda m: (m.partition(), m.offset()))
-    finally:
-        consumer.close()
-
-
-def end_offsets(topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": K.kafka_bootstrap_servers, "group.id": "it-offsets"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
-
-
-def decode_with_writer_schema(value: bytes) -> tuple[int, dict[str, Any]]:
-    """What any consumer does: read the id from the wire format, fetch it, decode with fastavro."""
-    schema_id, body = unframe(value)
-    record = fastavro.schemaless_reader(io.BytesIO(body), writer_schema(schema_id))
-    assert isinstance(record, dict)
-    return schema_id, record
-
-
-def good_event(i: int, card: str | None = None, **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "transaction_id": f"tx-{i:05d}",
-        "event_time": datetime(2025, 3, 1, tzinfo=UTC) + timedelta(seconds=i),
-        "card_id": card or f"card-{i % 17:03d}",
-        "customer_id": f"cust-{i % 17:03d}",
-        "terminal_id": f"term-{i % 5}",
-        "merchant_name": "Casa Rossi Market 12",
-        "amount": round(5 + i * 0.37, 2),
-        "currency": "EUR",
-        "mcc": "5411",
-        "channel": "card_present",
-        "device_id": None,
-        "latitude": 45.46,
-        "longitude": 9.19,
-        "country": "IT",
-    }
-    event.update(overrides)
-    return event
-
-
-@pytest.fixture
-def topics(unique: str) -> Iterator[Topics]:
-    t = Topics(raw=f"it.{unique}.raw", labels=f"it.{unique}.labels", dlq=f"it.{unique}.dlq")
-    admin = AdminClient({"bootstrap.servers": K.kafka_bootstrap_servers})
-    specs = [NewTopic(t.raw, 6, 1), NewTopic(t.labels, 3, 1), NewTopic(t.dlq, 3, 1)]
-    for fut in admin.create_topics(specs).values():
-        fut.result(timeout=30)
-    yield t
-    for fut in admin.delete_topics([t.raw, t.labels, t.dlq]).values():
-        fut.result(timeout=30)
-    for topic in (t.raw, t.labels):
-        delete_subject(subject_for(topic))
-
-
-def produce(topics: Topics, events: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> Pipeline:
-    rt = start("it-test", settings=settings(), topics=topics, spool_path=None, **kwargs)
-    run_stream(rt.pipeline, events)
-    assert rt.pipeline.flush(30) == 0
-    return rt.pipeline
 
 
 # --------------------------------------------------------------------------- round trip
@@ -269,8 +146,8 @@ def test_undeliverable_records_are_dead_lettered_with_their_avro_bytes(topics: T
     missing_topic = f"{topics.raw}.absent"
     with pytest.raises(StartupError, match=f"{missing_topic}.*do not exist"):
         start("it", settings=settings(), topics=Topics(missing_topic, topics.labels, topics.dlq))
-    reg = ensure_subject(
-        registry(), subject_for(topics.raw), load_schema_str("transaction"), "FULL_TRANSITIVE"
+    reg = registry().ensure_subject(
+        subject_for(topics.raw), load_schema_str("transaction"), "FULL_TRANSITIVE"
     )
     pipeline = Pipeline(
         producer_config(K.kafka_bootstrap_servers, settings(delivery_timeout_ms=3000)),
@@ -296,68 +173,65 @@ def test_undeliverable_records_are_dead_lettered_with_their_avro_bytes(topics: T
 # --------------------------------------------------------------------------- compatibility
 
 
-def _v1() -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads((HISTORY_DIR / "transaction.v1.avsc").read_text())
-    return raw
-
-
 def test_schema_evolution_under_full_transitive(unique: str) -> None:
     subject = f"it-compat-{unique}-value"
     reg = registry()
     try:
-        v1 = ensure_subject(reg, subject, json.dumps(_v1()), "FULL_TRANSITIVE")
+        v1 = reg.ensure_subject(subject, json.dumps(v1_schema()), "FULL_TRANSITIVE")
         assert v1.version == 1
         assert reg.client.get_compatibility(subject) == "FULL_TRANSITIVE"
 
         # additive field with a default: version 2
-        v2_schema = _v1()
+        v2_schema = v1_schema()
         v2_schema["fields"].append(
             {"name": "entry_mode", "type": ["null", "string"], "default": None, "doc": "chip, swipe, ..."}
         )
-        v2 = ensure_subject(reg, subject, json.dumps(v2_schema), "FULL_TRANSITIVE")
+        v2 = reg.ensure_subject(subject, json.dumps(v2_schema), "FULL_TRANSITIVE")
         assert (v2.version, v2.schema_id != v1.schema_id) == (2, True)
 
         # old readers decode new records, new readers old ones
         record = {**good_event(1, amount=Decimal("12.30")), "entry_mode": "chip"}
         new_bytes = CompiledEncoder(v2.schema_str, v2.schema_id)(record)
-        _, body = unframe(new_bytes)
-        old_reader = fastavro.parse_schema(_v1())
-        writer = fastavro.parse_schema(json.loads(reg.client.get_schema(unframe(new_bytes)[0]).schema_str))
+        body = parse_frame(new_bytes).body
+        old_reader = fastavro.parse_schema(v1_schema())
+        writer = fastavro.parse_schema(
+            json.loads(reg.client.get_schema(parse_frame(new_bytes).schema_id).schema_str)
+        )
         decoded = fastavro.schemaless_reader(io.BytesIO(body), writer, old_reader)
         assert decoded == {k: v for k, v in record.items() if k != "entry_mode"}
         old_bytes = CompiledEncoder(v1.schema_str, v1.schema_id)(record)
         decoded_new = fastavro.schemaless_reader(
-            io.BytesIO(unframe(old_bytes)[1]), old_reader, fastavro.parse_schema(v2_schema)
+            io.BytesIO(parse_frame(old_bytes).body), old_reader, fastavro.parse_schema(v2_schema)
         )
         assert decoded_new["entry_mode"] is None
 
         # a type change is refused, the incompatibility named
-        changed = _v1()
+        changed = v1_schema()
         changed["fields"][6]["type"] = "double"  # amount
         with pytest.raises(SchemaRegistrationError) as exc:
-            ensure_subject(reg, subject, json.dumps(changed), "FULL_TRANSITIVE")
+            reg.ensure_subject(subject, json.dumps(changed), "FULL_TRANSITIVE")
         assert exc.value.status == 409 and "/fields/6/type" in str(exc.value)
 
         # removing a required field is refused, the field named
-        removed = _v1()
+        removed = v1_schema()
         removed["fields"] = [f for f in removed["fields"] if f["name"] != "terminal_id"]
         with pytest.raises(SchemaRegistrationError) as exc:
-            ensure_subject(reg, subject, json.dumps(removed), "FULL_TRANSITIVE")
+            reg.ensure_subject(subject, json.dumps(removed), "FULL_TRANSITIVE")
         assert exc.value.status == 409 and "terminal_id" in str(exc.value)
 
         # a new required field (no default) is refused too
         required = json.loads(v2.schema_str)
         required["fields"].append({"name": "risk", "type": "string", "doc": "no default"})
         with pytest.raises(SchemaRegistrationError, match=r"409.*risk"):
-            ensure_subject(reg, subject, json.dumps(required), "FULL_TRANSITIVE")
+            reg.ensure_subject(subject, json.dumps(required), "FULL_TRANSITIVE")
         assert [v for v in reg.client.get_versions(subject)] == [1, 2]
 
         # under FULL_TRANSITIVE an optional field (with a default) may go: old readers use the default
         dropped = json.loads(v2.schema_str)
         dropped["fields"] = [f for f in dropped["fields"] if f["name"] != "device_id"]
-        assert ensure_subject(reg, subject, json.dumps(dropped), "FULL_TRANSITIVE").version == 3
+        assert reg.ensure_subject(subject, json.dumps(dropped), "FULL_TRANSITIVE").version == 3
     finally:
-        delete_subject(subject)
+        registry().delete_subject(subject)
 
 
 def test_backward_alone_would_accept_the_removal_of_a_required_field(unique: str) -> None:
@@ -365,12 +239,12 @@ def test_backward_alone_would_accept_the_removal_of_a_required_field(unique: str
     subject = f"it-compat-bw-{unique}-value"
     reg = registry()
     try:
-        ensure_subject(reg, subject, json.dumps(_v1()), "BACKWARD")
-        removed = _v1()
+        reg.ensure_subject(subject, json.dumps(v1_schema()), "BACKWARD")
+        removed = v1_schema()
         removed["fields"] = [f for f in removed["fields"] if f["name"] != "terminal_id"]
-        assert ensure_subject(reg, subject, json.dumps(removed), "BACKWARD").version == 2
+        assert reg.ensure_subject(subject, json.dumps(removed), "BACKWARD").version == 2
     finally:
-        delete_subject(subject)
+        registry().delete_subject(subject)
 
 
 # --------------------------------------------------------------------------- replays
@@ -426,17 +300,17 @@ def test_replay_dlq_resends_what_now_passes_and_leaves_the_rest(
     events += [
         ("transaction", {k: v for k, v in good_event(10 + i).items() if k != "card_id"}) for i in range(2)
     ]
-    import producer.validation as validation
+    import contracts.events as contract
 
-    without_xcg = validation.ISO_4217_CURRENCIES - {"XCG"}
-    monkeypatch.setattr(validation, "ISO_4217_CURRENCIES", without_xcg)
+    without_xcg = contract.ISO_4217_CURRENCIES - {"XCG"}
+    monkeypatch.setattr(contract, "ISO_4217_CURRENCIES", without_xcg)
     p = produce(topics, events)
     assert sum(p.counters.dead_lettered.values()) == 5
 
     # 2. later stages dead-letter Avro records: one decodable, one with an unknown schema id, one a
     #    duplicate the stream already holds; plus a payload that is not JSON
-    reg = ensure_subject(
-        registry(), subject_for(topics.raw), load_schema_str("transaction"), "FULL_TRANSITIVE"
+    reg = registry().ensure_subject(
+        subject_for(topics.raw), load_schema_str("transaction"), "FULL_TRANSITIVE"
     )
     avro_ok = CompiledEncoder(reg.schema_str, reg.schema_id)(
         {**good_event(50), "amount": Decimal("7.50"), "event_time": datetime(2025, 3, 2, tzinfo=UTC)}
@@ -470,7 +344,7 @@ def test_replay_dlq_resends_what_now_passes_and_leaves_the_rest(
     assert seed.flush(10) == 0
 
     # 3. the rule is fixed (XCG becomes a known currency), then the DLQ is replayed
-    monkeypatch.setattr(validation, "ISO_4217_CURRENCIES", without_xcg | {"XCG"})
+    monkeypatch.setattr(contract, "ISO_4217_CURRENCIES", without_xcg | {"XCG"})
     group = f"it-replay-{unique}"
     rt = start(
         "replay-dlq", settings=settings(), topics=topics, spool_path=None, dead_letter_undeliverable=False
@@ -500,128 +374,3 @@ def test_replay_dlq_resends_what_now_passes_and_leaves_the_rest(
     )
     again = replay_dead_letters(rt2, group=group)
     assert again["ok"] and again["dlq"]["read"] == 0
-
-
-# --------------------------------------------------------------------------- the CLI
-
-
-def cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "producer", *args],
-        cwd=ROOT,
-        env={**os.environ, "PRODUCER_METRICS_PORT": "0", **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def topic_env(t: Topics) -> dict[str, str]:
-    return {"KAFKA_TOPIC_RAW": t.raw, "KAFKA_TOPIC_LABELS": t.labels, "KAFKA_TOPIC_DLQ": t.dlq}
-
-
-def test_cli_run_reconciles_and_matches_the_topics(topics: Topics, tmp_path: Path) -> None:
-    report_path = tmp_path / "producer.json"
-    args = ["run", "--count", "400", "--days", "1", "--inject-bad-rate", "0.2", "--seed", "5"]
-    proc = cli([*args, "--report", str(report_path)], topic_env(topics))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "reconciled" in proc.stderr
-    report = json.loads(report_path.read_text())
-    rec = report["reconciliation"]
-    assert rec["ok"] and report["generated"]["transaction"] == 400
-    assert sum(report["injected"].values()) == report["dead_lettered"]["transaction"] > 40
-    assert end_offsets(topics.raw) == report["accepted"]["transaction"]
-    assert end_offsets(topics.dlq) == rec["dead_lettered"]
-
-
-def test_cli_sigterm_flushes_reports_and_exports_metrics(topics: Topics, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    report_path = tmp_path / "producer.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "run",
-            "--tps",
-            "400",
-            "--days",
-            "1",
-            "--report",
-            str(report_path),
-        ],
-        cwd=ROOT,
-        env={**os.environ, **topic_env(topics), "PRODUCER_METRICS_PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        metrics = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                    metrics = r.read().decode()
-            except OSError:
-                metrics = ""
-            produced = re.search(
-                r'fraud_producer_produced_total\{event_type="transaction"[^}]*\} ([0-9.e+]+)', metrics
-            )
-            if produced and float(produced.group(1)) >= 20:
-                break
-            time.sleep(0.5)
-        assert "fraud_producer_delivery_latency_seconds_bucket" in metrics
-        assert 'fraud_producer_schema_id{subject="' + subject_for(topics.raw) in metrics
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err[-3000:]
-    report = json.loads(report_path.read_text())
-    assert report["stopped_by"] == "signal:SIGTERM" and report["reconciliation"]["ok"]
-    assert report["reconciliation"]["in_flight_at_exit"] == 0
-    assert end_offsets(topics.raw) == report["accepted"]["transaction"] > 0
-
-
-def test_cli_stops_before_sending_when_the_registry_refuses_the_schema(topics: Topics) -> None:
-    # The subject already holds a schema the current one is incompatible with (amount as double).
-    old = _v1()
-    old["fields"][6]["type"] = "double"
-    ensure_subject(registry(), subject_for(topics.raw), json.dumps(old), "FULL_TRANSITIVE")
-    proc = cli(["run", "--count", "10", "--days", "1"], topic_env(topics))
-    assert proc.returncode == 3, proc.stderr[-3000:]
-    assert "409" in proc.stderr and "/fields/6/type" in proc.stderr and subject_for(topics.raw) in proc.stderr
-    assert "nothing was sent" in proc.stderr
-    assert end_offsets(topics.raw) == end_offsets(topics.labels) == end_offsets(topics.dlq) == 0
-
-
-def test_cli_unreachable_broker_is_a_clear_quick_error() -> None:
-    started = time.monotonic()
-    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "PRODUCER_CONNECT_TIMEOUT_S": "3"}
-    proc = cli(["run", "--count", "1", "--days", "1"], env)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Kafka broker unreachable at 127.0.0.1:1" in proc.stderr
-    assert time.monotonic() - started < 45
-
-
-def test_cli_unreachable_registry_is_a_clear_quick_error(topics: Topics) -> None:
-    url = "http://127.0.0.1:1/apis/ccompat/v7"
-    started = time.monotonic()
-    env = {**topic_env(topics), "SCHEMA_REGISTRY_URL": url, "PRODUCER_CONNECT_TIMEOUT_S": "3"}
-    proc = cli(["run", "--count", "1", "--days", "1"], env)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert f"schema registry unreachable at {url}" in proc.stderr
-    assert time.monotonic() - started < 45
-    assert end_offsets(topics.raw) == 0
-
-
-def test_cli_replay_refuses_a_file_without_required_columns(tmp_path: Path) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_text("transaction_id,amount\n1,2\n")
-    proc = cli(["replay", str(path)], {})
-    assert proc.returncode == 2 and "lacks required column" in proc.stderr

@@ -45,7 +45,6 @@ pytestmark = pytest.mark.usefixtures("local_stack")
 SIM = SimulatorConfig(
     seed=11, days=60, n_customers=300, n_terminals=250, n_online_merchants=30, fraud_rate=0.02
 )
-CFG = ProtocolConfig(n_test_folds=1, n_val_folds=1, burn_in_days=14)
 
 
 @dataclass
@@ -84,9 +83,7 @@ def body_of(row: pd.Series) -> dict[str, Any]:
 
     return {
         "transaction_id": row["transaction_id"],
-        "event_time": features.from_epoch_ms(int(row["event_time_ms"]))
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "event_time": features.from_epoch_ms(int(row["event_time_ms"])).isoformat(timespec="milliseconds"),
         "card_id": row["card_id"],
         "terminal_id": row["terminal_id"],
         "amount": repr(float(row["amount"])),
@@ -153,12 +150,8 @@ def log_rows(unique: str, ids: list[str]) -> dict[str, dict[str, Any]]:
             f"WHERE transaction_id = ANY(%s)",
             (ids,),
         )
-        return {
-            r[0]: dict(
-                zip(("vector", "p", "decision", "version", "source", "latency", "amount"), r[1:], strict=True)
-            )
-            for r in cur.fetchall()
-        }
+        cols = ("vector", "p", "decision", "version", "source", "latency", "amount")
+        return {r[0]: dict(zip(cols, r[1:], strict=True)) for r in cur.fetchall()}
 
 
 async def wait_logged(unique: str, ids: list[str], timeout_s: float = 30) -> dict[str, dict[str, Any]]:

@@ -38,7 +38,7 @@ def small_config() -> SimulatorConfig:
 
 
 def _load_handbook_sim() -> ModuleType:
-    path = Path(__file__).with_name("handbook_sim.py")
+    path = Path(__file__).parent / "ml" / "handbook_sim.py"
     spec = importlib.util.spec_from_file_location("handbook_sim", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

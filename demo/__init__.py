@@ -1,0 +1,1 @@
+"""``make demo``: the platform end to end on the native local stack, then a summary (demo/run.py)."""

@@ -1,0 +1,5 @@
+"""``python -m demo`` (see demo/run.py)."""
+
+from demo.run import app
+
+app()

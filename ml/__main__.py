@@ -1,0 +1,5 @@
+"""``python -m ml`` (see ml/cli.py)."""
+
+from ml.cli import app
+
+app()

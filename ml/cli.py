@@ -1,0 +1,197 @@
+"""``python -m ml``: training, evaluation and the online features, from the command line.
+
+    python -m ml train --data FILE [--register NAME]      # protocol + deployable model (+ MLflow)
+    python -m ml evaluate --data FILE [--out REPORT]      # every model on a labelled file
+    python -m ml run-training                            # the fraud_training DAG in one process
+    python -m ml write-features [--data FILE]            # Gold (or a file) → Redis online features
+
+Exit codes: 0 done · 1 the feature writer could not publish · 2 bad input (the message names the
+column and the rows, or the option).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import typer
+from rich.console import Console
+
+from common.logs import setup_logging
+from common.reports import json_safe, report_path, write_report
+
+log = logging.getLogger("ml")
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
+EVALUATE_REPORT: Final = report_path("evaluate")
+FEATURE_WRITER_REPORT: Final = report_path("feature_writer")
+
+# the time-ordered protocol's options, shared by train and evaluate (ml/protocol.py)
+Data = Annotated[Path, typer.Option(..., exists=True, help="labelled transactions (.parquet or .csv)")]
+TrainDays = Annotated[int, typer.Option(min=1, help="days of each training window")]
+GapDays = Annotated[int, typer.Option(min=0, help="days between training and test (labels arrive)")]
+TestDays = Annotated[int, typer.Option(min=1, help="days of each test window")]
+TestFolds = Annotated[int, typer.Option(min=1, help="test folds, the most recent last")]
+ValFolds = Annotated[int, typer.Option(min=1, help="validation folds per test fold")]
+BurnInDays = Annotated[int, typer.Option(min=0, help="days of history before the first window")]
+LabelDelayDays = Annotated[float, typer.Option(min=0, help="assumed label delay when label_time is absent")]
+Seed = Annotated[int, typer.Option(help="random seed")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    """Bad input: the message on stderr, exit code 2."""
+    Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+@app.callback()
+def _main() -> None:
+    setup_logging()
+
+
+@app.command()
+def train(
+    data: Data,
+    register: str | None = typer.Option(None, help="register the model under this name"),
+    experiment: str = typer.Option("fraud-detection", help="MLflow experiment"),
+    tracking_uri: str | None = typer.Option(None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)"),
+    train_days: TrainDays = 7,
+    gap_days: GapDays = 7,
+    test_days: TestDays = 7,
+    test_folds: TestFolds = 4,
+    val_folds: ValFolds = 2,
+    burn_in_days: BurnInDays = 30,
+    label_delay_days: LabelDelayDays = 7.0,
+    seed: Seed = 42,
+) -> None:
+    """Train on a labelled file; print the evaluation summary as JSON."""
+    from ml.protocol import ProtocolConfig
+    from ml.train import prepare
+    from ml.train import train as run_training
+
+    try:
+        cfg = ProtocolConfig(
+            train_days=train_days,
+            gap_days=gap_days,
+            test_days=test_days,
+            n_test_folds=test_folds,
+            n_val_folds=val_folds,
+            burn_in_days=burn_in_days,
+            seed=seed,
+        )
+        frame = prepare(data, assumed_label_delay=timedelta(days=label_delay_days))
+        result = run_training(
+            frame, cfg, tracking_uri=tracking_uri, experiment=experiment, register_as=register
+        )
+    except ValueError as exc:  # DataValidationError included: names the column and rows
+        raise _fail(exc) from exc
+    summary = {
+        "champion": result.champion,
+        "run_id": result.run_id,
+        "model_uri": result.model_uri,
+        "registered_version": result.registered_version,
+        "thresholds": result.model.thresholds,
+        "seconds": result.seconds,
+        "models": {
+            m: {k: v for k, v in e.items() if k != "folds"} for m, e in result.evaluation["models"].items()
+        },
+    }
+    typer.echo(json.dumps(json_safe(summary), indent=2, default=str))
+
+
+@app.command()
+def evaluate(
+    data: Data,
+    out: Path = typer.Option(EVALUATE_REPORT, help="JSON report path"),
+    train_days: TrainDays = 7,
+    gap_days: GapDays = 7,
+    test_days: TestDays = 7,
+    test_folds: TestFolds = 4,
+    val_folds: ValFolds = 2,
+    burn_in_days: BurnInDays = 30,
+    label_delay_days: LabelDelayDays = 7.0,
+    review_budget: float = typer.Option(0.01, help="share of transactions alerted (review + decline)"),
+    models: str | None = typer.Option(None, help="comma-separated model families (default: all)"),
+    seed: Seed = 42,
+    mlflow: bool = typer.Option(False, "--mlflow", help="also log to MLflow ($MLFLOW_TRACKING_URI)"),
+) -> None:
+    """Evaluate LightGBM against the baselines on DATA under the time-ordered protocol."""
+    from ml.evaluate import evaluate as run_evaluation
+    from ml.evaluate import render
+    from ml.protocol import DEFAULT_MODELS, ProtocolConfig
+
+    families = tuple(m.strip() for m in (models or ",".join(DEFAULT_MODELS)).split(",") if m.strip())
+    try:
+        cfg = ProtocolConfig(
+            train_days=train_days,
+            gap_days=gap_days,
+            test_days=test_days,
+            n_test_folds=test_folds,
+            n_val_folds=val_folds,
+            burn_in_days=burn_in_days,
+            review_budget=review_budget,
+            decline_budget=min(review_budget, 0.001),
+            seed=seed,
+            models=families,
+        )
+        report = run_evaluation(data, cfg, label_delay=timedelta(days=label_delay_days), log_mlflow=mlflow)
+    except ValueError as exc:  # DataValidationError included: names the column and rows
+        raise _fail(exc) from exc
+    write_report(out, report)
+    render(report, Console())
+    typer.echo(f"report written to {out}")
+
+
+@app.command("run-training")
+def run_training_dag() -> None:
+    """The fraud_training DAG's steps in one process: Gold → model → gates → @challenger → @champion."""
+    from ml.tasks import run_all
+
+    typer.echo(json.dumps(run_all(), indent=2, default=str))
+
+
+@app.command("write-features")
+def write_features(
+    data: Path | None = typer.Option(
+        None, exists=True, help="snapshot this labelled file (ml.pit) instead of Gold"
+    ),
+    as_of: str | None = typer.Option(
+        None, help="with --data: ISO time of the snapshot (default: 1 ms after the last event)"
+    ),
+    card_table: str | None = typer.Option(None, help="[catalog.]schema.table (FEATURE_WRITER_CARD_TABLE)"),
+    terminal_table: str | None = typer.Option(None, help="FEATURE_WRITER_TERMINAL_TABLE"),
+    report: Path = typer.Option(FEATURE_WRITER_REPORT, help="JSON report path"),
+) -> None:
+    """Card and terminal snapshots → a new version of the Redis online store (what Airflow runs)."""
+    from ml.feature_writer import FeatureWriterError, write_frames, write_online_features
+
+    try:
+        if data is None:
+            result: dict[str, Any] = write_online_features(
+                card_table=card_table, terminal_table=terminal_table
+            )
+        else:
+            cards, terminals, when = _file_snapshot(data, as_of)
+            result = write_frames(cards, terminals, as_of=when)
+    except FeatureWriterError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(1) from exc
+    log.info("report: %s", write_report(report, result))
+
+
+def _file_snapshot(data: Path, as_of: str | None) -> tuple[Any, Any, datetime]:
+    """(cards, terminals, as of) of a labelled file, by the reference builder (ml.pit)."""
+    import features
+    from ml.data import load_labelled
+    from ml.pit import snapshot_frame
+
+    history = load_labelled(data)
+    when = (
+        datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        if as_of
+        else features.from_epoch_ms(int(history["event_time_ms"].max()) + 1)
+    )
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return (*snapshot_frame(history, when), when)
