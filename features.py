@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -94,8 +94,35 @@ class Transaction:
     customer_id: str | None = None
 
 
+class _Snapshot:
+    """The JSON round trip of a snapshot (the online store's values): times as ISO-8601 UTC strings,
+    sets as lists; unknown keys are ignored, absent ones take the field default."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)  # type: ignore[call-overload]
+        for name, value in out.items():
+            if isinstance(value, datetime):
+                out[name] = _iso(to_epoch_ms(value))
+            elif isinstance(value, tuple):
+                out[name] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        kwargs = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}  # type: ignore[arg-type]
+        for name in ("as_of", "card_last_event_time"):
+            if kwargs.get(name) is not None:
+                kwargs[name] = from_epoch_ms(to_epoch_ms(kwargs[name]))
+        for name in ("card_recent_terminal_ids", "card_recent_device_ids", "card_recent_countries"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name] or ())
+        return cls(**kwargs)
+
+
 @dataclass(slots=True)
-class CardFeatures:
+class CardFeatures(_Snapshot):
     """Per-card aggregates as of ``as_of`` over the card's transactions with ``event_time < as_of``:
     counts and sums per window, 30-day sums of squares and coordinates, the previous transaction,
     and the 30-day sets of terminals, devices and countries (docs/design/features.md)."""
@@ -121,18 +148,9 @@ class CardFeatures:
     card_recent_device_ids: tuple[str, ...] = field(default_factory=tuple)
     card_recent_countries: tuple[str, ...] = field(default_factory=tuple)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict (times as ISO-8601 UTC strings, sets as lists)."""
-        return _snapshot_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CardFeatures:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored, absent ones take the field default."""
-        return cls(**_snapshot_kwargs(cls, data))
-
 
 @dataclass(slots=True)
-class TerminalFeatures:
+class TerminalFeatures(_Snapshot):
     """Per-terminal aggregates as of ``as_of``: transactions per window, and those a fraud label had
     already marked (``max(label_time, event_time) < as_of``)."""
 
@@ -144,34 +162,6 @@ class TerminalFeatures:
     terminal_count_fraud_30d: int = 0
     terminal_count_txn_90d: int = 0
     terminal_count_fraud_90d: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return _snapshot_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TerminalFeatures:
-        return cls(**_snapshot_kwargs(cls, data))
-
-
-def _snapshot_dict(snapshot: CardFeatures | TerminalFeatures) -> dict[str, Any]:
-    out = asdict(snapshot)
-    for name, value in out.items():
-        if isinstance(value, datetime):
-            out[name] = _iso(to_epoch_ms(value))
-        elif isinstance(value, tuple):
-            out[name] = list(value)
-    return out
-
-
-def _snapshot_kwargs(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
-    for name in ("as_of", "card_last_event_time"):
-        if kwargs.get(name) is not None:
-            kwargs[name] = from_epoch_ms(to_epoch_ms(kwargs[name]))
-    for name in ("card_recent_terminal_ids", "card_recent_device_ids", "card_recent_countries"):
-        if name in kwargs:
-            kwargs[name] = tuple(kwargs[name] or ())
-    return kwargs
 
 
 #: Numeric card aggregate columns (the training frame and Gold carry exactly these): the

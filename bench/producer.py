@@ -88,12 +88,13 @@ def _produce(
     events: list[dict[str, Any]], topics: Topics, settings: ProducerSettings, *, latencies: bool = False
 ) -> dict[str, Any]:
     stats: list[dict[str, Any]] = []
+    samples: list[float] = []
     rt = start(
         "bench",
         settings=settings,
         topics=topics,
         event_types=("transaction",),
-        record_latencies=latencies,
+        on_delivered=samples.append if latencies else None,
         spool_path=None,
         conf_overrides={"statistics.interval.ms": 1000, "stats_cb": lambda s: stats.append(json.loads(s))},
     )
@@ -125,8 +126,8 @@ def _produce(
         "reconciled": c.reconciled() and left == 0,
         "wire_bytes_per_msg": round(txbytes / n, 1) if txbytes else None,
     }
-    if latencies and p.latencies is not None and len(p.latencies):
-        q = statistics.quantiles(p.latencies, n=100, method="inclusive")
+    if samples:
+        q = statistics.quantiles(samples, n=100, method="inclusive")
         out["latency_p50_ms"] = round(q[49] * 1000, 1)
         out["latency_p99_ms"] = round(q[98] * 1000, 1)
     return out

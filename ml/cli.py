@@ -40,6 +40,25 @@ LabelDelayDays = Annotated[float, typer.Option(min=0, help="assumed label delay 
 Seed = Annotated[int, typer.Option(help="random seed")]
 
 
+#: CLI option → ProtocolConfig field, for the options train and evaluate share
+PROTOCOL_OPTIONS: Final = {
+    "train_days": "train_days",
+    "gap_days": "gap_days",
+    "test_days": "test_days",
+    "test_folds": "n_test_folds",
+    "val_folds": "n_val_folds",
+    "burn_in_days": "burn_in_days",
+    "seed": "seed",
+}
+
+
+def _protocol(options: dict[str, Any], **extra: Any) -> Any:
+    """The ProtocolConfig of a command's shared options (its ``locals()``) and its own ``extra``."""
+    from ml.protocol import ProtocolConfig
+
+    return ProtocolConfig(**{field: options[name] for name, field in PROTOCOL_OPTIONS.items()}, **extra)
+
+
 def _fail(exc: Exception) -> typer.Exit:
     """Bad input: the message on stderr, exit code 2."""
     Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
@@ -67,20 +86,11 @@ def train(
     seed: Seed = 42,
 ) -> None:
     """Train on a labelled file; print the evaluation summary as JSON."""
-    from ml.protocol import ProtocolConfig
     from ml.train import prepare
     from ml.train import train as run_training
 
     try:
-        cfg = ProtocolConfig(
-            train_days=train_days,
-            gap_days=gap_days,
-            test_days=test_days,
-            n_test_folds=test_folds,
-            n_val_folds=val_folds,
-            burn_in_days=burn_in_days,
-            seed=seed,
-        )
+        cfg = _protocol(locals())
         frame = prepare(data, assumed_label_delay=timedelta(days=label_delay_days))
         result = run_training(
             frame, cfg, tracking_uri=tracking_uri, experiment=experiment, register_as=register
@@ -120,22 +130,12 @@ def evaluate(
     """Evaluate LightGBM against the baselines on DATA under the time-ordered protocol."""
     from ml.evaluate import evaluate as run_evaluation
     from ml.evaluate import render
-    from ml.protocol import DEFAULT_MODELS, ProtocolConfig
+    from ml.protocol import DEFAULT_MODELS
 
     families = tuple(m.strip() for m in (models or ",".join(DEFAULT_MODELS)).split(",") if m.strip())
     try:
-        cfg = ProtocolConfig(
-            train_days=train_days,
-            gap_days=gap_days,
-            test_days=test_days,
-            n_test_folds=test_folds,
-            n_val_folds=val_folds,
-            burn_in_days=burn_in_days,
-            review_budget=review_budget,
-            decline_budget=min(review_budget, 0.001),
-            seed=seed,
-            models=families,
-        )
+        budgets = {"review_budget": review_budget, "decline_budget": min(review_budget, 0.001)}
+        cfg = _protocol(locals(), models=families, **budgets)
         report = run_evaluation(data, cfg, label_delay=timedelta(days=label_delay_days), log_mlflow=mlflow)
     except ValueError as exc:  # DataValidationError included: names the column and rows
         raise _fail(exc) from exc

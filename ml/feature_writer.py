@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -226,10 +227,17 @@ def write_snapshot(
     return report
 
 
-def _redis_client(url: str | None = None) -> redis.Redis:
-    return redis.Redis.from_url(
-        url or redis_settings().redis_url, socket_timeout=30, socket_connect_timeout=5
-    )
+@contextmanager
+def _redis(client: redis.Redis | None) -> Iterator[redis.Redis]:
+    """``client``, or a client of ``REDIS_URL`` opened and closed here."""
+    if client is not None:
+        yield client
+        return
+    own = redis.Redis.from_url(redis_settings().redis_url, socket_timeout=30, socket_connect_timeout=5)
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def write_frames(
@@ -243,24 +251,9 @@ def write_frames(
 ) -> dict[str, Any]:
     """Publish snapshots held in DataFrames (e.g. ``ml.pit.snapshot_frame(history, as_of)``)."""
     s = settings or get_settings()
-    own = client is None
-    r = client or _redis_client()
-    try:
-        return write_snapshot(
-            r,
-            _chunks(cards, s.batch_size),
-            _chunks(terminals, s.batch_size),
-            settings=s,
-            namespace=namespace,
-            as_of=as_of,
-            source="frames",
-        )
-    finally:
-        if own:
-            r.close()
-
-
-# --------------------------------------------------------------------------- Gold through Trino
+    with _redis(client) as r:
+        cards_in, terminals_in = _chunks(cards, s.batch_size), _chunks(terminals, s.batch_size)
+        return write_snapshot(r, cards_in, terminals_in, settings=s, namespace=namespace, as_of=as_of)
 
 
 def write_online_features(
@@ -273,20 +266,16 @@ def write_online_features(
 ) -> dict[str, Any]:
     """Gold snapshots (Trino) → a new Redis version → pointer switch. Defaults from settings."""
     s = settings or get_settings()
-    own = client is None
-    r = client or _redis_client()
-    try:
+    cards, terminals = card_table or s.card_table, terminal_table or s.terminal_table
+    with _redis(client) as r:
         return write_snapshot(
             r,
-            snapshot_batches(card_table or s.card_table, "card", s.batch_size),
-            snapshot_batches(terminal_table or s.terminal_table, "terminal", s.batch_size),
+            snapshot_batches(cards, "card", s.batch_size),
+            snapshot_batches(terminals, "terminal", s.batch_size),
             settings=s,
             namespace=namespace,
-            source=f"trino:{card_table or s.card_table},{terminal_table or s.terminal_table}",
+            source=f"trino:{cards},{terminals}",
         )
-    finally:
-        if own:
-            r.close()
 
 
 def current_meta(client: redis.Redis, namespace: str) -> dict[str, str] | None:

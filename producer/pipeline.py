@@ -25,7 +25,6 @@ import json
 import logging
 import re
 import time
-from array import array
 from base64 import b64encode
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -138,7 +137,7 @@ class Pipeline:
         source: str,
         spool_path: Path | None = None,
         dead_letter_undeliverable: bool = True,
-        record_latencies: bool = False,
+        on_delivered: Callable[[float], None] | None = None,
     ) -> None:
         self.bootstrap = str(producer_conf.get("bootstrap.servers", "?"))
         self.producer = Producer({**producer_conf, "error_cb": self._on_error})
@@ -149,7 +148,7 @@ class Pipeline:
         self.dead_letter_undeliverable = dead_letter_undeliverable
         self.counters = Counters()
         self.latency = LatencyHistogram()
-        self.latencies: array[float] | None = array("d") if record_latencies else None
+        self._on_delivered = on_delivered  # each acknowledged record's latency (seconds)
         self.fatal_error: KafkaError | None = None
         self.stop_reason: str | None = None
         self.undelivered = 0  # delivery failures not dead-lettered (replay-dlq mode)
@@ -227,15 +226,15 @@ class Pipeline:
     def _delivery_callback(self, event_type: str) -> Callable[[KafkaError | None, Message], None]:
         accepted = self.counters.accepted
         observe = self.latency.observe
-        samples = self.latencies
+        listener = self._on_delivered
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is None:
                 accepted[event_type] += 1
                 latency = msg.latency() or 0.0
                 observe(latency)
-                if samples is not None:
-                    samples.append(latency)
+                if listener is not None:
+                    listener(latency)
             else:
                 self._delivery_failed(event_type, msg.topic() or "", msg.key(), msg.value(), err)
 

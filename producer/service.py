@@ -107,7 +107,7 @@ def start(
     schemas: Mapping[str, str] | None = None,
     event_types: Iterable[str] = EVENT_TYPES,
     dead_letter_undeliverable: bool = True,
-    record_latencies: bool = False,
+    on_delivered: Callable[[float], None] | None = None,
     spool_path: Path | None = SPOOL_PATH,
     conf_overrides: Mapping[str, Any] | None = None,
 ) -> Runtime:
@@ -132,7 +132,7 @@ def start(
         source=source,
         spool_path=spool_path,
         dead_letter_undeliverable=dead_letter_undeliverable,
-        record_latencies=record_latencies,
+        on_delivered=on_delivered,
     )
     return Runtime(pipeline, registry, registered, topics, s, k)
 

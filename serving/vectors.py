@@ -9,6 +9,7 @@ bit-identical.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any, Final
 
 import numpy as np
@@ -32,24 +33,13 @@ _DTYPES: Final[dict[str, Any]] = {
 }
 
 
+#: the fields a request shares with features.Transaction, the amount aside (a float there)
+_SHARED: Final = tuple(f.name for f in fields(features.Transaction) if f.name != "amount")
+
+
 def to_transaction(txn: TransactionIn) -> features.Transaction:
     """The request's transaction as the feature module takes it."""
-    return features.Transaction(
-        transaction_id=txn.transaction_id,
-        event_time=txn.event_time,
-        card_id=txn.card_id,
-        terminal_id=txn.terminal_id,
-        amount=float(txn.amount),
-        channel=txn.channel,
-        mcc=txn.mcc,
-        device_id=txn.device_id,
-        latitude=txn.latitude,
-        longitude=txn.longitude,
-        country=txn.country,
-        currency=txn.currency,
-        merchant_name=txn.merchant_name,
-        customer_id=txn.customer_id,
-    )
+    return features.Transaction(amount=float(txn.amount), **{name: getattr(txn, name) for name in _SHARED})
 
 
 def batch_vectors(

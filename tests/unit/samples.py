@@ -4,6 +4,7 @@ pytest puts tests/unit on sys.path for its conftest)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -23,6 +24,20 @@ def good_event(**overrides: Any) -> dict[str, Any]:
         "latitude": 48.85,
         "longitude": 2.35,
         "country": "FR",
+    }
+    event.update(overrides)
+    return event
+
+
+def minimal_event(**overrides: Any) -> dict[str, Any]:
+    """A transaction with only its required fields, the amount an exact decimal (an Avro record)."""
+    event: dict[str, Any] = {
+        "transaction_id": "tx-1",
+        "event_time": datetime(2025, 3, 1, tzinfo=UTC),
+        "card_id": "card-1",
+        "terminal_id": "term-1",
+        "amount": Decimal("10.00"),
+        "currency": "EUR",
     }
     event.update(overrides)
     return event

@@ -13,6 +13,7 @@ import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import minimal_event
 
 from common.schema_registry import SchemaRegistry
 from contracts.avro import load_schema_str
@@ -142,15 +143,7 @@ def test_decoder_errors_are_classified() -> None:
     ],
 )
 def test_compiled_encoder_refuses_wrong_values(change: dict[str, Any], error: type[Exception]) -> None:
-    record = {
-        "transaction_id": "t",
-        "event_time": datetime(2025, 1, 1, tzinfo=UTC),
-        "card_id": "c",
-        "terminal_id": "x",
-        "amount": Decimal("1.00"),
-        "currency": "EUR",
-        **change,
-    }
+    record = minimal_event(**change)
     with pytest.raises(error):
         CompiledEncoder(TX_SCHEMA, 1)(record)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import Schema
+from samples import minimal_event
 
 from common.schema_registry import SchemaRegistry
 from contracts.avro import load_schema_str
@@ -18,14 +19,7 @@ from producer.encoders import CompiledEncoder, WireDecoder
 from producer.replay_dlq import NotReplayable, Resend, StillInvalid, Undecodable, decide
 
 LABELS = "transactions.labels"
-TX = {
-    "transaction_id": "tx-1",
-    "event_time": datetime(2025, 3, 1, tzinfo=UTC),
-    "card_id": "card-1",
-    "terminal_id": "term-1",
-    "amount": Decimal("10.00"),
-    "currency": "EUR",
-}
+TX = minimal_event()
 LABEL = {
     "transaction_id": "tx-1",
     "card_id": "card-1",

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from samples import good_event
 
 from contracts.events import AMOUNT_MAX, AMOUNT_MIN
 from streaming.quality import (
@@ -29,24 +30,8 @@ def settings() -> StreamingSettings:
 
 
 def txn(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "transaction_id": "t-1",
-        "event_time": NOW - timedelta(minutes=1),
-        "card_id": "c-1",
-        "customer_id": "cu-1",
-        "terminal_id": "term-1",
-        "merchant_name": "Chez Dupont",
-        "amount": Decimal("42.10"),
-        "currency": "EUR",
-        "mcc": "5411",
-        "channel": "card_present",
-        "device_id": None,
-        "latitude": 48.85,
-        "longitude": 2.35,
-        "country": "FR",
-    }
-    base.update(overrides)
-    return base
+    """A record as the stream decodes it: a decimal amount, an event a minute old."""
+    return good_event(**{"event_time": NOW - timedelta(minutes=1), "amount": Decimal("42.10"), **overrides})
 
 
 def fails(settings: StreamingSettings, **overrides: Any) -> tuple[str, str] | None:
