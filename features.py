@@ -94,6 +94,15 @@ class Transaction:
     customer_id: str | None = None
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return _FIELD_NAMES[cls]
+
+
 class _Snapshot:
     """The JSON round trip of a snapshot (the online store's values): times as ISO-8601 UTC strings,
     sets as lists; unknown keys are ignored, absent ones take the field default."""
@@ -111,7 +120,8 @@ class _Snapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        kwargs = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}  # type: ignore[arg-type]
+        known = _field_names(cls)
+        kwargs = {k: v for k, v in data.items() if k in known}
         for name in ("as_of", "card_last_event_time"):
             if kwargs.get(name) is not None:
                 kwargs[name] = from_epoch_ms(to_epoch_ms(kwargs[name]))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from common.reports import to_json
 from common.settings import ROOT
 
 DOCS: Final = ROOT / "docs" / "benchmarks.md"
@@ -76,7 +77,7 @@ def _number(v: Any) -> str:
 def _context(section: dict[str, Any]) -> str:
     load = [section.get(k) for k in ("load_avg_1m_before", "load_avg_1m_after", "load_average_before")]
     shown = [
-        _number(round(v[0], 2)) if isinstance(v, list) else _number(v)
+        _number(round(v[0] if isinstance(v, list) else v, 2))
         for v in load
         if isinstance(v, int | float | list)
     ]
@@ -88,8 +89,15 @@ def _context(section: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _plain(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as JSON reads it back (tuples as lists, NaN as null): what the page embeds."""
+    data: dict[str, Any] = json.loads(to_json(report))
+    return data
+
+
 def headline(report: dict[str, Any]) -> str:
     """The README's block: one line per headline figure."""
+    report = _plain(report)
     rows = ["| what | measured | goal | when |", "|---|---|---|---|"]
     for fig in HEADLINE:
         value = fig.value(report)
@@ -111,6 +119,7 @@ def _scalars(section: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def page(report: dict[str, Any]) -> str:
     """The whole ``docs/benchmarks.md``."""
+    report = _plain(report)
     machine = report.get("machine", {})
     out = [
         "# Benchmarks",
@@ -131,7 +140,7 @@ def page(report: dict[str, Any]) -> str:
         out += ["| figure | value |", "|---|---|"]
         out += [f"| `{k}` | {_number(v)} |" for k, v in _scalars(section)]
     out += ["", "## Source", "", "<details><summary>var/reports/bench.json</summary>", ""]
-    out += [SOURCE_BEGIN, json.dumps(report, indent=1, sort_keys=True), "```", "", "</details>", ""]
+    out += [SOURCE_BEGIN, json.dumps(report, indent=1), "```", "", "</details>", ""]
     return "\n".join(out)
 
 

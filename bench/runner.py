@@ -2,8 +2,9 @@
 generated ``docs/benchmarks.md`` (plus the figures block of the README).
 
 Each section is a module of this package with ``run(quick: bool = False) -> dict``; ``--section``
-runs one and keeps the other sections of the earlier report. Figures are measured here, never
-asserted in tests; each section records the machine's load beside them.
+runs one and keeps the other sections of the earlier report. A whole run starts one process per
+section, so no section measures what another left behind (a JVM, threads, caches). Figures are
+measured here, never asserted in tests; each section records the machine's load beside them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import importlib
 import logging
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -66,7 +69,13 @@ def main(
     setup_logging()
     if section is not None and section not in SECTIONS:
         raise typer.BadParameter(f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
-    report: dict[str, Any] = (read_report(out) if (section or docs_only) else None) or {}
+    if section is None and not docs_only:  # each section in a process of its own
+        failed = [name for name in SECTIONS if not _run_in_child(name, quick, out)]
+        if failed:
+            log.error("sections that failed: %s (the others are in %s)", ", ".join(failed), out)
+            raise typer.Exit(1)
+        return
+    report: dict[str, Any] = read_report(out) or {}
     if not docs_only:
         report = run_sections([section] if section else list(SECTIONS), quick, report)
         write_report(out, report)
@@ -75,3 +84,17 @@ def main(
         raise typer.BadParameter(f"{out} holds no section: run `make bench` first")
     for path in render.write_docs(report):
         log.info("rendered %s", path)
+
+
+def _run_in_child(name: str, quick: bool, out: Path) -> bool:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--section",
+        name,
+        "--out",
+        str(out),
+        *(["--quick"] if quick else []),
+    ]
+    return subprocess.run(cmd, check=False).returncode == 0

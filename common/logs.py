@@ -15,7 +15,7 @@ from common.settings import FraudEnv
 
 FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: client libraries that log every request at INFO
-QUIET: Final = ("httpx", "httpcore", "urllib3", "py4j", "botocore", "mlflow.tracking")
+QUIET: Final = ("httpx", "httpx2", "httpcore", "urllib3", "py4j", "botocore", "mlflow.tracking")
 
 
 def setup_logging(level: str | None = None, *, rich: bool | None = None, console: Any = None) -> str:

@@ -9,10 +9,12 @@ groups and ``FEATURE_SET_VERSION`` travel inside it and in the MLmodel ``metadat
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import mlflow.pyfunc
 import numpy as np
@@ -126,8 +128,14 @@ class ModelBundle:
         return self.model.score([vector])[0]
 
 
+#: Where the pickled classes lived before they were renamed: models registered then still load.
+FORMER_MODULES: Final = {"ml.model": "ml.pyfunc", "ml.models": "ml.estimators"}
+
+
 def load_bundle(uri: str, version: str | None = None) -> ModelBundle:
     """Load a logged/registered FraudModel (e.g. ``models:/fraud-detector@champion``)."""
+    for former, current in FORMER_MODULES.items():
+        sys.modules.setdefault(former, importlib.import_module(current))
     loaded = mlflow.pyfunc.load_model(uri)
     model = loaded.unwrap_python_model()
     if not isinstance(model, FraudModel):
