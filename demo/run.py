@@ -131,6 +131,8 @@ def transform() -> dict[str, Any]:
 
 
 def train() -> dict[str, Any]:
+    from common.settings import mlflow_settings
+    from ml.registry import CHAMPION, alias_version
     from ml.tasks import (
         build_training_set,
         evaluate_model,
@@ -144,8 +146,11 @@ def train() -> dict[str, Any]:
     challenger = register_challenger(evaluated)
     decision = promote_champion(challenger)
     models = trained["evaluation"]["models"]
+    m = mlflow_settings()
     return {
         "version": trained["version"],
+        # what serving will load: this version when promoted, else the champion already there
+        "champion_version": alias_version(m.mlflow_model_name, CHAMPION, tracking_uri=m.mlflow_tracking_uri),
         "champion_family": trained["champion_family"],
         "train_s": trained["train_s"],
         "gates_passed": evaluated["gates"]["passed"],
@@ -167,9 +172,15 @@ def write_features() -> dict[str, Any]:
     return {k: v for k, v in result.items() if isinstance(v, int | float | str)}
 
 
-def serve(version: str, timeout_s: float) -> dict[str, Any]:
+def serve(trained: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     from serving.settings import get_settings
 
+    version = trained["champion_version"]
+    if version is None:
+        raise DemoError(
+            f"no champion to serve: v{trained['version']} was not promoted ({trained['reason']}) and no "
+            "earlier model is; run `make demo` again (a new simulation) or see the gates in MLflow"
+        )
     s = get_settings()
     base = f"http://127.0.0.1:{s.port}"
     keys = s.keys()
@@ -257,7 +268,7 @@ def main(
     stage("transform", transform)
     trained = stage("train", train)
     stage("features", write_features)
-    stage("serve", lambda: serve(str(trained["version"]), 180))
+    stage("serve", lambda: serve(trained, 180))
     summary["wall_s"] = round(time.monotonic() - started, 1)
     _write(summary)
     _print_summary(summary)
@@ -286,8 +297,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row(
         "train",
         f"v{t['version']} ({t['champion_family']}), gates {gates}, promoted: {t['promoted']} "
-        f"({t['reason']}); "
-        f"{metrics}",
+        f"({t['reason']}), @champion v{t['champion_version']}; {metrics}",
     )
     fw = st["features"]
     table.add_row("features", f"{fw['namespace']} v{fw['version']}: {fw['cards']:,} cards + "
