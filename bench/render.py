@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -170,11 +169,7 @@ def _replace_block(text: str, block: str) -> str:
 
 def write_docs(report: dict[str, Any], docs: Path = DOCS, readme: Path = README) -> list[Path]:
     """Render the page and the README's block from ``report``."""
-    writers: list[tuple[Path, Callable[[str], str]]] = [
-        (docs, lambda _: page(report)),
-        (readme, lambda text: _replace_block(text, headline(report))),
-    ]
-    for path, render in writers:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(path.read_text() if path.exists() else ""))
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(page(report))
+    readme.write_text(_replace_block(readme.read_text(), headline(report)))
     return [docs, readme]

@@ -44,17 +44,15 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 
 
-def run_sections(names: list[str], quick: bool, report: dict[str, Any]) -> dict[str, Any]:
-    """Run ``names`` in order into ``report["sections"]`` (each with its wall time and date)."""
-    report.setdefault("sections", {})
-    for name in names:
-        log.info("bench section %s (%s)", name, SECTIONS[name])
-        started = time.time()
-        result: dict[str, Any] = importlib.import_module(SECTIONS[name]).run(quick=quick)
-        result["_wall_s"] = round(time.time() - started, 2)
-        result["_measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        result["_quick"] = quick
-        report["sections"][name] = result
+def run_section(name: str, quick: bool, report: dict[str, Any]) -> dict[str, Any]:
+    """Run one section into ``report["sections"]``, with its wall time and date."""
+    log.info("bench section %s (%s)", name, SECTIONS[name])
+    started = time.time()
+    result: dict[str, Any] = importlib.import_module(SECTIONS[name]).run(quick=quick)
+    result["_wall_s"] = round(time.time() - started, 2)
+    result["_measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["_quick"] = quick
+    report.setdefault("sections", {})[name] = result
     report["machine"] = machine()
     return report
 
@@ -76,8 +74,8 @@ def main(
             raise typer.Exit(1)
         return
     report: dict[str, Any] = read_report(out) or {}
-    if not docs_only:
-        report = run_sections([section] if section else list(SECTIONS), quick, report)
+    if section is not None:
+        report = run_section(section, quick, report)
         write_report(out, report)
         log.info("report: %s", out)
     if not report.get("sections"):

@@ -20,6 +20,8 @@ from dotenv import dotenv_values
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.online_store import DEFAULT_NAMESPACE
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = ROOT / ".env.example"
 ENV_FILES = (ENV_EXAMPLE, ROOT / ".env")
@@ -127,7 +129,7 @@ class PostgresSettings(_Base):
 class RedisSettings(_Base):
     redis_url: str
     #: key prefix of the online feature store (the feature writer publishes, serving reads)
-    feature_namespace: str = "features"
+    feature_namespace: str = DEFAULT_NAMESPACE
 
 
 class MlflowSettings(_Base):

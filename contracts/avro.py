@@ -50,10 +50,6 @@ def load_schema_str(event_type: str) -> str:
     return json.dumps(load_schema(event_type), separators=(",", ":"))
 
 
-def field_names(event_type: str) -> tuple[str, ...]:
-    return tuple(f["name"] for f in load_schema(event_type)["fields"])
-
-
 def pii_fields(event_type: str) -> dict[str, str]:
     """Field name → PII category of the fields tagged ``pii`` in the current schema."""
     return {f["name"]: f["pii"] for f in load_schema(event_type)["fields"] if "pii" in f}

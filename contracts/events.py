@@ -169,8 +169,6 @@ MODELS: Final[dict[str, type[BaseModel]]] = {"transaction": TransactionIn, "labe
 TRANSACTION_COLUMNS: Final[tuple[str, ...]] = tuple(TransactionIn.model_fields)
 #: The fields of a label event, in schema order.
 LABEL_COLUMNS: Final[tuple[str, ...]] = tuple(LabelIn.model_fields)
-#: Ground truth a simulated or labelled file carries beside the transaction.
-GROUND_TRUTH_COLUMNS: Final[tuple[str, ...]] = ("is_fraud", "fraud_scenario", "label_time")
 #: The columns a labelled transactions file (replay, evaluation, training) must have.
 REQUIRED_COLUMNS: Final[tuple[str, ...]] = (
     "transaction_id",

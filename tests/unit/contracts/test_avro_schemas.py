@@ -8,7 +8,15 @@ from typing import Any
 import fastavro
 import pytest
 
-from contracts.avro import SCHEMA_NAMES, history, load_schema_str, schema_path, subject_for
+from contracts.avro import (
+    PII_CATEGORIES,
+    SCHEMA_NAMES,
+    history,
+    load_schema_str,
+    pii_fields,
+    schema_path,
+    subject_for,
+)
 from contracts.events import TRANSACTION_COLUMNS
 
 
@@ -68,3 +76,15 @@ def test_history_is_contiguous_and_its_newest_version_is_the_current_schema(even
 
 def test_subjects_follow_the_topic_name_strategy() -> None:
     assert subject_for("transactions.raw") == "transactions.raw-value"
+
+
+def test_fields_that_identify_or_locate_a_person_are_tagged() -> None:
+    assert pii_fields("transaction") == {
+        "card_id": "pseudonymous_id",
+        "customer_id": "pseudonymous_id",
+        "device_id": "pseudonymous_id",
+        "latitude": "location",
+        "longitude": "location",
+    }
+    assert pii_fields("label") == {"card_id": "pseudonymous_id"}
+    assert set(pii_fields("transaction").values()) <= PII_CATEGORIES
