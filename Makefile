@@ -12,45 +12,69 @@ export
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 STACK := $(PY) infra/local/stack.py
+COMPOSE_STACK := $(PY) infra/compose/compose_stack.py
 # `docker compose` when the Docker CLI has the compose plugin, else the pinned build from `make setup`
 COMPOSE ?= $(if $(shell docker compose version 2>/dev/null),docker compose,.cache/bin/docker-compose)
 
-##@ Native local stack (the default runtime: every service as a plain process)
-.PHONY: setup up-local down-local status clean-local
+##@ Runtimes: the native stack (plain processes) and Docker Compose (one container per service)
+# make up / down / status / clean use Docker Compose unless RUNTIME=local; make demo and make test
+# use the native stack unless RUNTIME=compose.
+.PHONY: setup setup-compose up down status clean build
+RUNTIME ?=
+ifneq ($(filter-out local compose,$(RUNTIME)),)
+$(error RUNTIME must be local or compose, not '$(RUNTIME)')
+endif
 
 setup: ## Install everything the native stack needs (idempotent, cached under .cache/)
 	infra/setup/setup.sh
 
-up-local: ## Start every service and wait until all are ready
+setup-compose: ## Docker engine (Debian docker.io), compose plugin, debian:bookworm-slim base (idempotent)
+	infra/setup/setup.sh toolchain uv python go
+	GO_TOOLS=docker-compose infra/setup/setup.sh go_tools
+	infra/setup/compose.sh
+
+up: up-$(or $(RUNTIME),compose) ## Start the platform and wait until every service is healthy (RUNTIME=compose|local)
+down: down-$(or $(RUNTIME),compose) ## Stop the platform; data is kept (RUNTIME=compose|local)
+status: status-$(or $(RUNTIME),compose) ## Each service: health, memory, address (RUNTIME=compose|local)
+clean: clean-$(or $(RUNTIME),compose) ## Stop the platform and delete its data (RUNTIME=compose|local)
+
+.PHONY: up-local down-local status-local clean-local
+up-local: ## Native stack: start every service as a process and wait until all are ready
 	$(STACK) up
 
-down-local: ## Stop every service (data in var/data is kept)
+down-local: ## Native stack: stop every service (data in var/data is kept)
 	$(STACK) down
 
-status: ## Each service of the local stack: health, URL, memory
+status-local:
 	$(STACK) status
 
-clean-local: ## Stop the local stack and delete its data and logs
+clean-local: ## Native stack: stop it and delete its data and logs
 	$(STACK) clean
 
-##@ Docker Compose (laptops with a Docker engine)
-.PHONY: up down compose-config
+.PHONY: up-compose down-compose status-compose clean-compose compose-config
+build: setup-compose ## Build the platform image of the compose stack (cached layers)
+	$(COMPOSE_STACK) build
 
-up: ## Start the platform with Docker Compose
-	@docker info >/dev/null 2>&1 || { echo "make up needs a running Docker engine; on this machine use 'make up-local'"; exit 1; }
-	docker compose up -d --wait
+up-compose: setup-compose ## Compose: build (cached), start, wait until healthy; var/reports/compose-up.json
+	$(COMPOSE_STACK) up
 
-down: ## Stop the Docker Compose platform
-	docker compose down
+down-compose:
+	$(COMPOSE_STACK) down
+
+status-compose:
+	$(COMPOSE_STACK) status
+
+clean-compose: ## Compose: stop it and delete its volumes
+	$(COMPOSE_STACK) clean
 
 compose-config: ## Validate docker-compose.yml (works without a Docker engine)
-	$(COMPOSE) -f docker-compose.yml config --quiet
+	$(COMPOSE) --env-file infra/versions.env --env-file .env.example -f docker-compose.yml config --quiet
 
 ##@ Main job
 .PHONY: demo
 
-demo: setup up-local ## Install (if needed), start the local stack, run the platform end to end, print a summary
-	$(PY) -m demo
+demo: setup up-$(or $(RUNTIME),local) ## Install (if needed), start the stack, run the platform end to end, print a summary
+	FRAUD_RUNTIME=$(or $(RUNTIME),local) $(PY) -m demo
 
 ##@ Ingestion
 .PHONY: produce replay replay-dlq register-schemas
@@ -106,10 +130,13 @@ write-features: ## Gold snapshots → Redis online features (DATA=path: from a t
 	$(PY) -m ml write-features $(if $(DATA),--data "$(DATA)",)
 
 ##@ Quality
-.PHONY: test test-unit test-integration test-e2e lint format bench
+.PHONY: test test-compose test-unit test-integration test-e2e lint format bench
 
 test: setup lint up-local ## Lint, then all tests: unit, integration and e2e against the real local stack
 	$(PYTEST) tests/unit tests/integration tests/e2e
+
+test-compose: setup up-compose ## The integration and e2e tiers against the compose stack (started, then stopped)
+	FRAUD_RUNTIME=compose $(PYTEST) tests/integration tests/e2e; rc=$$?; $(COMPOSE_STACK) down; exit $$rc
 
 test-unit: ## Unit tests only (pure logic, no services)
 	$(PYTEST) tests/unit

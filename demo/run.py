@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -45,16 +46,25 @@ class DemoError(RuntimeError):
 
 
 def stack_status() -> dict[str, Any]:
+    """The stack of this runtime (FRAUD_RUNTIME: local, the default, or compose) is healthy."""
+    runtime = os.environ.get("FRAUD_RUNTIME", "local")
+    script = {"local": "infra/local/stack.py", "compose": "infra/compose/compose_stack.py"}[runtime]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "infra/local/stack.py"), "status"],
+        [sys.executable, str(ROOT / script), "status"],
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        raise DemoError(f"the local stack is not healthy (make status):\n{proc.stdout[-3000:]}")
-    data = read_report("status") or {}
-    return {"services": len(data["services"]), "total_rss_gib": round(data["total_rss_bytes"] / 2**30, 2)}
+        raise DemoError(f"the {runtime} stack is not healthy (make status-{runtime}):\n{proc.stdout[-3000:]}")
+    if runtime == "compose":
+        data = read_report("compose-status") or {}
+        total = data["total_memory_bytes"]
+    else:
+        data = read_report("status") or {}
+        total = data["total_rss_bytes"]
+    gib = round(total / 2**30, 2)
+    return {"runtime": runtime, "services": len(data["services"]), "total_memory_gib": gib}
 
 
 def simulate(days: int, customers: int, seed: int) -> dict[str, Any]:
@@ -283,7 +293,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"demo summary ({summary['wall_s']:.0f}s) — var/reports/demo.json")
     table.add_column("stage")
     table.add_column("result")
-    table.add_row("stack", f"{st['stack']['services']} services, {st['stack']['total_rss_gib']} GiB RSS")
+    stack = st["stack"]
+    table.add_row(
+        "stack", f"{stack['services']} services ({stack['runtime']}), {stack['total_memory_gib']} GiB"
+    )
     table.add_row("simulate", f"{st['simulate']['transactions']:,} transactions, "
                   f"{st['simulate']['labels_arrived']} fraud labels arrived")  # fmt: skip
     table.add_row("stream", f"{st['stream']['transactions']:,} in Bronze after {st['stream']['waited_s']}s")

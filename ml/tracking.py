@@ -10,6 +10,12 @@ from contextlib import contextmanager
 import mlflow
 from mlflow import MlflowClient
 
+# Artifacts always travel through the tracking server. Left to the server's advertisement, a
+# client downloads from presigned URLs that name the object store as the *server* reaches it
+# (http://object-store:9000 inside the compose network), which a client on the host cannot
+# resolve: it would retry for minutes. An explicit setting of the user's wins.
+os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+
 
 def resolve_uri(uri: str | None = None) -> str:
     """``uri`` or ``MLFLOW_TRACKING_URI``; a clear error when neither is set."""

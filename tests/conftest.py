@@ -1,9 +1,12 @@
-"""Shared fixtures. Integration and e2e tests talk to the real native stack (`make up-local`);
-they fail, not skip, when it is not running: a test that silently skips cannot fail."""
+"""Shared fixtures. Integration and e2e tests talk to the real stack: the native one (`make
+up-local`), or the compose one when FRAUD_RUNTIME=compose (`make test-compose`). Both publish the
+same ports on loopback, so the tests are the same. They fail, not skip, when the stack is not
+running: a test that silently skips cannot fail."""
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import uuid
@@ -25,11 +28,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+RUNTIME = os.environ.get("FRAUD_RUNTIME", "local")
+STACK_SCRIPTS = {"local": "infra/local/stack.py", "compose": "infra/compose/compose_stack.py"}
+
+
 @pytest.fixture(scope="session")
-def local_stack() -> None:
-    """Asserts the native stack is up and every service ready."""
+def running_stack() -> None:
+    """Asserts the stack of this run's runtime is up and every service ready."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "infra/local/stack.py"), "status"],
+        [sys.executable, str(ROOT / STACK_SCRIPTS[RUNTIME]), "status"],
         capture_output=True,
         text=True,
         check=False,
@@ -37,7 +44,7 @@ def local_stack() -> None:
     )
     if proc.returncode != 0:
         pytest.fail(
-            "the native local stack is not running or not healthy; start it with 'make up-local'\n"
+            f"the {RUNTIME} stack is not running or not healthy; start it with 'make up-{RUNTIME}'\n"
             + proc.stdout[-2000:]
             + proc.stderr[-2000:],
             pytrace=False,
@@ -51,7 +58,7 @@ def unique() -> str:
 
 
 @pytest.fixture(scope="session")
-def spark(local_stack: None) -> Iterator[object]:
+def spark(running_stack: None) -> Iterator[object]:
     """One local Spark session for the whole run (Delta + S3A + Kafka jars)."""
     from streaming.session import build_spark
 

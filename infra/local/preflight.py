@@ -48,6 +48,7 @@ class Endpoint:
 ENDPOINTS = [
     Endpoint("object-store", "S3_PORT", "http://localhost:{port}"),
     Endpoint("kafka", "KAFKA_PORT", "localhost:{port}"),
+    Endpoint("kafka", "KAFKA_INTERNAL_PORT", ""),
     Endpoint("kafka", "KAFKA_CONTROLLER_PORT", ""),
     Endpoint("kafka", "KAFKA_METRICS_PORT", "http://localhost:{port}/metrics"),
     Endpoint("schema-registry", "SCHEMA_REGISTRY_PORT", "http://localhost:{port}/apis/ccompat/v7"),
@@ -93,7 +94,7 @@ def required_artifacts(env: dict[str, str]) -> dict[str, Path]:
         "mlflow python env": ROOT / ".venvs" / "mlflow" / "bin" / "mlflow",
         "airflow python env": ROOT / ".venvs" / "airflow" / "bin" / "airflow",
         "java 17": Path(v["JAVA17_HOME"]) / "bin" / "java",
-        "java 25 (trino, schema registry)": Path(v["JAVA25_HOME"]) / "bin" / "java",
+        "java 25 (trino, schema registry)": ROOT / v["JAVA25_HOME"] / "bin" / "java",
     }
 
 

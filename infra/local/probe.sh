@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Readiness probes of the native stack, used by process-compose and `make status`.
+# Readiness probes of every service: process-compose and `make status-local` natively, the
+# healthchecks in compose (run inside the container, where the service listens on all addresses).
 #   probe.sh <service>   exit 0 when the service answers like a ready one
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,8 +18,8 @@ case "${1:?usage: probe.sh <service>}" in
   mlflow) http_ok "http://127.0.0.1:$MLFLOW_PORT/health" ;;
   airflow-api-server) http_ok "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" ;;
   # a grep on the health JSON: starting a Python interpreter every few seconds costs a core's slice
-  airflow-scheduler) curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" | grep -q '"scheduler":{"status":"healthy"' ;;
-  airflow-dag-processor) curl -fsS -m 3 "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" | grep -q '"dag_processor":{"status":"healthy"' ;;
+  airflow-scheduler) curl -fsS -m 3 "$AIRFLOW_API_URL/api/v2/monitor/health" | grep -q '"scheduler":{"status":"healthy"' ;;
+  airflow-dag-processor) curl -fsS -m 3 "$AIRFLOW_API_URL/api/v2/monitor/health" | grep -q '"dag_processor":{"status":"healthy"' ;;
   prometheus) http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
   alertmanager) http_ok "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
   postgres-exporter) http_ok "http://127.0.0.1:$POSTGRES_EXPORTER_PORT/metrics" ;;

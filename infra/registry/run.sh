@@ -11,8 +11,8 @@
 #   REGISTRY_DB_URL           JDBC URL [jdbc:postgresql://127.0.0.1:5432/registry]
 #   REGISTRY_DB_USER          [registry]
 #   REGISTRY_DB_PASSWORD      [registry]
-#   REGISTRY_JAVA_HOME        JDK/JRE 21+ to use; else JAVA_HOME if it is 21+;
-#                             else /usr/lib/jvm/temurin-25-jdk-amd64
+#   REGISTRY_JAVA_HOME        JDK/JRE 21+ to use; else JAVA_HOME if it is 21+ (the stack passes
+#                             the Java 25 runtime of .venvs/java25)
 #   REGISTRY_JAVA_OPTS        JVM options [-Xms64m -Xmx512m]
 #   REGISTRY_ACCESS_LOG       true|false: log every HTTP request [false]
 #   REGISTRY_HOME             unpacked distribution [<repo>/.cache/registry/apicurio-registry-<version>]
@@ -38,7 +38,7 @@ if [[ -n "${REGISTRY_JAVA_HOME:-}" ]]; then
 elif [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" && "$(java_major "$JAVA_HOME")" -ge 21 ]]; then
   JH="$JAVA_HOME"
 else
-  JH="/usr/lib/jvm/temurin-25-jdk-amd64"
+  die "no Java 21+: set REGISTRY_JAVA_HOME (the stack uses \$JAVA25_HOME of infra/versions.env)"
 fi
 [[ -x "$JH/bin/java" ]] || die "no java at $JH/bin/java (set REGISTRY_JAVA_HOME to a JDK 21+)"
 major="$(java_major "$JH")"

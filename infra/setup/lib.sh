@@ -1,5 +1,13 @@
-# Helpers for infra/setup/setup.sh (sourced, not run).
+# Helpers of infra/setup/setup.sh and compose.sh (sourced, not run): the repository's paths and
+# pinned versions, logging, stamps, downloads, Debian packages and Go builds.
 # shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../versions.env
+source "$ROOT/infra/versions.env"
+CACHE="$ROOT/.cache"
+BIN="$CACHE/bin"
+mkdir -p "$CACHE/stamps" "$CACHE/downloads" "$BIN"
 
 info() { printf '\033[36m[setup]\033[0m %s\n' "$*"; }
 ok() { printf '\033[32m[setup] ok\033[0m   %s\n' "$*"; }
@@ -14,6 +22,24 @@ die() {
     tail -n 15 "$log" | sed 's/^/         | /' >&2
   fi
   exit 1
+}
+
+# apt_install SPEC... — Debian packages (name=version) without starting their daemons: policy-rc.d
+# keeps the packages' init scripts from starting system-wide services; the stacks run their own.
+apt_install() {
+  [[ $EUID -eq 0 ]] || die "apt" "installing $* needs root (run make setup as root or with sudo)" ""
+  local log="$CACHE/apt.log" created_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+  fi
+  local rc=0
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$log" 2>&1; then
+    info "apt: refreshing package lists and retrying"
+    apt-get update -q >>"$log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$log" 2>&1 || rc=$?
+  fi
+  [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  [[ $rc -eq 0 ]] || die "apt" "apt-get install $* failed" "$log"
 }
 
 need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$2" "'$1' is not installed" ""; }
@@ -60,14 +86,14 @@ go_build_module() {
   if stamp_ok "go-$name" "$key" "$out"; then skip "$name $version"; return; fi
   info "$name $version: building from the Go module proxy"
   # the first proxy of Go's own setting (its built-in default unless GOPROXY says otherwise)
-  local proxy; proxy="$(go env GOPROXY)"; proxy="${proxy%%,*}"
+  local proxy; proxy="$("$GO" env GOPROXY)"; proxy="${proxy%%,*}"
   local src="$CACHE/src/$name-$version" zip="$CACHE/downloads/$name-$version.zip"
   fetch "$proxy/$(go_escape "$module")/@v/$version.zip" "$zip" "$name"
   rm -rf "$src" && mkdir -p "$src"
   (cd "$src" && unzip -q "$zip") || die "$name" "could not unpack $zip" ""
   local dir="$src/$module@$version" log="$CACHE/go-build-$name.log"
-  (cd "$dir" && GOPATH="$CACHE/go" GOFLAGS=-modcacherw CGO_ENABLED=0 \
-    go build -trimpath -ldflags "-s -w $ldflags" -o "$out" "$pkg") >"$log" 2>&1 \
+  (cd "$dir" && GOPATH="$CACHE/go" GOFLAGS=-modcacherw CGO_ENABLED=0 GOTOOLCHAIN=local \
+    "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$out" "$pkg") >"$log" 2>&1 \
     || die "$name" "go build failed" "$log"
   rm -rf "$src"
   stamp_write "go-$name" "$key"

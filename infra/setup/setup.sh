@@ -8,15 +8,61 @@
 #   infra/setup/setup.sh python jvm # only some steps
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-# shellcheck source=../versions.env
-source "$ROOT/infra/versions.env"
-source "$ROOT/infra/setup/lib.sh"
-
-CACHE="$ROOT/.cache"
-BIN="$CACHE/bin"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 JVM="$CACHE/jvm"
-mkdir -p "$CACHE/stamps" "$CACHE/downloads" "$BIN" "$JVM"
+mkdir -p "$JVM"
+
+# --------------------------------------------------------------------------------------------
+# The toolchains the other steps run: taken from the machine when it has them, else from Debian
+# (a plain Debian bookworm, or the debian:bookworm-slim the compose images build on).
+step_toolchain() {
+  local missing=() spec
+  [[ -x "$JAVA17_HOME/bin/java" ]] || missing+=("$(pin openjdk-17-jre-headless)")
+  command -v mvn >/dev/null 2>&1 || missing+=("$(pin maven)")
+  "python$PYTHON_VERSION" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=("$(pin python3.11-venv)" "$(pin python3-venv)")
+  command -v curl >/dev/null 2>&1 || missing+=("$(pin curl)")
+  [[ -s /etc/ssl/certs/ca-certificates.crt ]] || missing+=("$(pin ca-certificates)")
+  command -v unzip >/dev/null 2>&1 || missing+=("$(pin unzip)")
+  command -v envsubst >/dev/null 2>&1 || missing+=("$(pin gettext-base)")
+  # the OpenMP runtime LightGBM's wheel links against (not bundled in the wheel)
+  ldconfig -p | grep -q 'libgomp.so.1 ' || missing+=("$(pin libgomp1)")
+  if [[ ${#missing[@]} -eq 0 ]]; then skip "toolchain (java 17, maven, python $PYTHON_VERSION, curl, unzip, envsubst, libgomp)"; return; fi
+  info "toolchain: installing ${missing[*]}"
+  apt_install "${missing[@]}"
+  ok "toolchain"
+}
+
+# pin PACKAGE — PACKAGE=VERSION as DEBIAN_TOOLCHAIN pins it
+pin() {
+  local spec; for spec in $DEBIAN_TOOLCHAIN; do [[ "${spec%%=*}" == "$1" ]] && { echo "$spec"; return; }; done
+  die "toolchain" "$1 has no pinned version in DEBIAN_TOOLCHAIN (infra/versions.env)" ""
+}
+
+# Go $GO_VERSION for the tools built from source: the machine's own `go` when it is that version,
+# else Go's toolchain module of that version from the Go module proxy (what GOTOOLCHAIN fetches).
+GO="$(command -v go || true)"
+step_go() {
+  if [[ -n "$GO" && "$("$GO" env GOVERSION 2>/dev/null)" == "go$GO_VERSION" ]]; then skip "go $GO_VERSION (this machine's)"; return; fi
+  local root="$CACHE/go-toolchain/go$GO_VERSION"
+  if [[ -x "$root/bin/go" ]]; then GO="$root/bin/go"; skip "go $GO_VERSION (toolchain module)"; return; fi
+  local proxy="${GOPROXY:-}"
+  if [[ -z "$proxy" ]]; then
+    # Go's own default proxy, as the Go command states it (Debian's Go, when there is no Go at all)
+    [[ -n "$GO" ]] || { apt_install "$(pin golang-go)"; GO="$(command -v go)"; }
+    proxy="$("$GO" env GOPROXY)"
+  fi
+  proxy="${proxy%%,*}"
+  local zip="$CACHE/downloads/go$GO_VERSION.zip" mod="golang.org/toolchain@v0.0.1-go$GO_VERSION.linux-amd64"
+  fetch "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_VERSION.linux-amd64.zip" "$zip" "go $GO_VERSION"
+  rm -rf "$root" "$CACHE/go-toolchain/unpack" && mkdir -p "$CACHE/go-toolchain/unpack"
+  unzip -q "$zip" -d "$CACHE/go-toolchain/unpack" || die "go" "could not unpack $zip" ""
+  mv "$CACHE/go-toolchain/unpack/$mod" "$root" && rm -rf "$CACHE/go-toolchain/unpack" "$zip"
+  # module zips keep no file modes: mark the commands executable, as the go command does
+  chmod +x "$root"/bin/* "$root"/pkg/tool/*/*
+  GO="$root/bin/go"
+  [[ "$("$GO" env GOVERSION)" == "go$GO_VERSION" ]] || die "go" "$GO does not run" ""
+  ok "go $GO_VERSION (toolchain module)"
+}
 
 # --------------------------------------------------------------------------------------------
 step_apt() {
@@ -28,20 +74,7 @@ step_apt() {
   done
   if [[ ${#missing[@]} -eq 0 ]]; then skip "debian packages"; return; fi
   info "debian packages: installing ${missing[*]}"
-  [[ $EUID -eq 0 ]] || die "apt" "installing Debian packages needs root (run make setup as root or with sudo)" ""
-  # Keep the packages' own init scripts from starting system-wide daemons: the stack runs its own.
-  local created_policy=0
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
-  fi
-  local log="$CACHE/apt.log"
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
-    info "debian packages: refreshing package lists and retrying"
-    apt-get update -q >>"$log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
-      || { [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d; die "apt" "apt-get install failed" "$log"; }
-  fi
-  [[ $created_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  apt_install "${missing[@]}"
   # Debian starts nothing here (policy-rc.d), but stop anything a previous install left running.
   for svc in redis-server prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter postgresql; do
     service "$svc" stop >/dev/null 2>&1 || true
@@ -67,7 +100,7 @@ step_python() {
   export UV_CACHE_DIR="$CACHE/uv" UV_PYTHON_DOWNLOADS=never
   local env group
   # name:group — the platform env is the project's default (.venv); the others are service envs.
-  for spec in ".venv:dev" ".venvs/mlflow:mlflow" ".venvs/airflow:airflow" ".venvs/dbt:dbt"; do
+  for spec in ".venv:dev" ".venvs/mlflow:mlflow" ".venvs/airflow:airflow" ".venvs/dbt:dbt" ".venvs/java25:java25"; do
     env="${spec%%:*}"; group="${spec#*:}"
     local log="$CACHE/uv-sync-${group}.log"
     # --compile-bytecode: .pyc files are written once here, so no process (service, CLI, test) has
@@ -82,6 +115,7 @@ step_python() {
   local have
   have="$("$ROOT/.venv/bin/python" -c 'import pyspark; print(pyspark.__version__)')"
   [[ "$have" == "$SPARK_VERSION" ]] || die "python env .venv" "pyspark $have in uv.lock but infra/versions.env pins SPARK_VERSION=$SPARK_VERSION; make them agree" ""
+  "$ROOT/$JAVA25_HOME/bin/java" -version >/dev/null 2>&1 || die "java 25" "$ROOT/$JAVA25_HOME/bin/java does not run" ""
 }
 
 # --------------------------------------------------------------------------------------------
@@ -136,15 +170,20 @@ step_jmx_exporter() {
 }
 
 # --------------------------------------------------------------------------------------------
+# GO_TOOLS: which to build (all by default; the compose image needs only the servers)
+GO_TOOLS="${GO_TOOLS:-process-compose versitygw statsd_exporter docker-compose vegeta}"
 step_go_tools() {
-  need_cmd go "go tools"
+  [[ -n "$GO" ]] || step_go
+  local t; for t in $GO_TOOLS; do "go_tool_$t"; done
+}
+go_tool_process-compose() {
   go_build_module "process-compose" "github.com/f1bonacc1/process-compose" "$PROCESS_COMPOSE_VERSION" "./src" \
     "-X github.com/f1bonacc1/process-compose/src/config.Version=$PROCESS_COMPOSE_VERSION"
-  go_build_module "versitygw" "github.com/versity/versitygw" "$VERSITYGW_VERSION" "./cmd/versitygw" ""
-  go_build_module "statsd_exporter" "github.com/prometheus/statsd_exporter" "$STATSD_EXPORTER_VERSION" "." ""
-  go_build_module "docker-compose" "github.com/docker/compose/v2" "$COMPOSE_VERSION" "./cmd" ""
-  go_build_module "vegeta" "github.com/tsenart/vegeta/v12" "$VEGETA_VERSION" "." ""
 }
+go_tool_versitygw() { go_build_module "versitygw" "github.com/versity/versitygw" "$VERSITYGW_VERSION" "./cmd/versitygw" ""; }
+go_tool_statsd_exporter() { go_build_module "statsd_exporter" "github.com/prometheus/statsd_exporter" "$STATSD_EXPORTER_VERSION" "." ""; }
+go_tool_docker-compose() { go_build_module "docker-compose" "github.com/docker/compose/v2" "$COMPOSE_VERSION" "./cmd" ""; }
+go_tool_vegeta() { go_build_module "vegeta" "github.com/tsenart/vegeta/v12" "$VEGETA_VERSION" "." ""; }
 
 step_registry() {
   if [[ -x "$ROOT/infra/registry/build.sh" ]]; then
@@ -156,7 +195,7 @@ step_registry() {
 }
 
 # --------------------------------------------------------------------------------------------
-ALL_STEPS=(apt uv python kafka spark_jars trino jmx_exporter go_tools registry)
+ALL_STEPS=(toolchain apt uv python kafka spark_jars trino jmx_exporter go go_tools registry)
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${ALL_STEPS[@]}")
 started=$(date +%s)

@@ -21,7 +21,7 @@ from common import trino_client
 from common.settings import mlflow_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

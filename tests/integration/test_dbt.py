@@ -31,7 +31,7 @@ START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 35
 SPLIT = START + timedelta(days=30)  # rows before land first; the rest arrive in a second batch
 
-pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
 
 
 def dbt(args: list[str], suffix: str, extra_vars: dict[str, str] | None = None) -> str:

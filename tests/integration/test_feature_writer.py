@@ -39,7 +39,7 @@ def snap(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, datetime]:
 
 
 @pytest.fixture
-def client(local_stack: None, unique: str) -> Iterator[tuple[redis.Redis, str]]:
+def client(running_stack: None, unique: str) -> Iterator[tuple[redis.Redis, str]]:
     r = redis.Redis.from_url(redis_settings().redis_url)
     ns = f"test-fw-{unique}"
     yield r, ns

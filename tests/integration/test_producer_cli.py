@@ -20,7 +20,7 @@ from common.settings import ROOT
 from contracts.avro import subject_for
 from producer.pipeline import Topics
 
-pytestmark = pytest.mark.usefixtures("local_stack")
+pytestmark = pytest.mark.usefixtures("running_stack")
 
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

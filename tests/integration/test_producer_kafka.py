@@ -41,7 +41,7 @@ from producer.service import replay_dead_letters, replay_file, start
 from producer.sources import simulator_events
 from producer.stream import run_stream
 
-pytestmark = pytest.mark.usefixtures("local_stack")
+pytestmark = pytest.mark.usefixtures("running_stack")
 
 
 # --------------------------------------------------------------------------- round trip

@@ -40,7 +40,7 @@ from producer.simulator import SimulatorConfig, simulate
 from serving.app import create_app
 from serving.settings import ServingSettings
 
-pytestmark = pytest.mark.usefixtures("local_stack")
+pytestmark = pytest.mark.usefixtures("running_stack")
 
 SIM = SimulatorConfig(
     seed=11, days=60, n_customers=300, n_terminals=250, n_online_merchants=30, fraud_rate=0.02
@@ -56,7 +56,7 @@ class Registry:
 
 
 @pytest.fixture(scope="module")
-def registry(local_stack: None) -> Iterator[Registry]:
+def registry(running_stack: None) -> Iterator[Registry]:
     """Two small models registered in the real MLflow under a unique name (LightGBM, RandomForest)."""
     uri = mlflow_settings().mlflow_tracking_uri
     name = f"fraud-detector-serving-test-{os.getpid()}-{int(time.time())}"

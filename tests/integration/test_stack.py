@@ -22,7 +22,7 @@ from common.settings import (
     trino_settings,
 )
 
-pytestmark = pytest.mark.usefixtures("local_stack")
+pytestmark = pytest.mark.usefixtures("running_stack")
 
 
 def http_json(url: str, data: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:

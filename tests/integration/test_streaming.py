@@ -37,7 +37,7 @@ from common.settings import kafka_settings
 from streaming.batch import BatchReport
 from streaming.settings import StreamingSettings
 
-pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_reconciliation_trino_metrics_and_maintenance(spark: Any, env: Env) -> None:

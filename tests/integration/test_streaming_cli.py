@@ -20,7 +20,7 @@ from common import object_store
 from common.settings import ROOT
 from streaming.settings import StreamingSettings
 
-pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def free_port() -> int:

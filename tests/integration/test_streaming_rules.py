@@ -13,7 +13,7 @@ from streaming_support import txn
 from contracts.wire import WireFormatError, parse_frame
 from streaming.settings import StreamingSettings
 
-pytestmark = [pytest.mark.usefixtures("local_stack"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
 
 
 def test_quality_rules_mean_the_same_in_spark_and_python(spark: Any) -> None:

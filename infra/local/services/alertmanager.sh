@@ -4,5 +4,5 @@ source "$(dirname "$0")/common.sh"
 require ALERTMANAGER_PORT
 mkdir -p "$VAR/data/alertmanager"
 exec prometheus-alertmanager --config.file="$ROOT/monitoring/alertmanager/alertmanager.yml" \
-  --storage.path="$VAR/data/alertmanager" --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" \
+  --storage.path="$VAR/data/alertmanager" --web.listen-address="$BIND_HOST:$ALERTMANAGER_PORT" \
   --cluster.listen-address= --log.level=warn

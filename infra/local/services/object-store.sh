@@ -5,4 +5,4 @@ require S3_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION
 need_file "$CACHE/bin/versitygw"
 mkdir -p "$VAR/data/s3"
 exec "$CACHE/bin/versitygw" --access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" --region "$S3_REGION" \
-  --port "127.0.0.1:$S3_PORT" --quiet posix "$VAR/data/s3"
+  --port "$BIND_HOST:$S3_PORT" --quiet posix "$VAR/data/s3"

@@ -19,5 +19,9 @@ if [[ ! -f "$data/PG_VERSION" ]]; then
     --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pw"
 fi
-exec "${as[@]}" "$bin/postgres" -D "$data" -p "$POSTGRES_PORT" -k "$sock" -c listen_addresses=127.0.0.1 \
+# Off loopback (a compose container), the other containers of the project's network connect too.
+if ! loopback_only && ! grep -q '^host all all samenet' "$data/pg_hba.conf"; then
+  "${as[@]}" sh -c "echo 'host all all samenet scram-sha-256' >>'$data/pg_hba.conf'"
+fi
+exec "${as[@]}" "$bin/postgres" -D "$data" -p "$POSTGRES_PORT" -k "$sock" -c listen_addresses="$BIND_HOST" \
   -c shared_buffers=128MB -c max_connections=200 -c log_min_messages=warning

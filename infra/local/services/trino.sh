@@ -5,7 +5,7 @@ require TRINO_PORT TRINO_HEAP TRINO_METRICS_PORT S3_ENDPOINT_URL S3_REGION S3_AC
 home="$CACHE/jvm/trino-server-$TRINO_VERSION"
 need_file "$home/bin/launcher"
 [[ -x "$JAVA25_HOME/bin/java" ]] || fail "Trino $TRINO_VERSION needs Java 25: $JAVA25_HOME/bin/java not found (set JAVA25_HOME)"
-export TRINO_DATA_DIR="$VAR/data/trino" JMX_AGENT="$CACHE/jvm/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"
+export BIND_HOST TRINO_DATA_DIR="$VAR/data/trino" JMX_AGENT="$CACHE/jvm/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"
 export JMX_CONFIG="$ROOT/infra/config/jmx/trino.yaml"
 need_file "$JMX_AGENT"
 etc="$RUN/trino/etc"; rm -rf "$etc"; mkdir -p "$etc/catalog" "$TRINO_DATA_DIR"

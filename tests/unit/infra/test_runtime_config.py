@@ -22,26 +22,29 @@ COMPOSE_BIN = ROOT / ".cache" / "bin" / "docker-compose"
 PC_BIN = ROOT / ".cache" / "bin" / "process-compose"
 ENV = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
 
-# the native stack's services and the compose service that plays the same part
-NATIVE_TO_COMPOSE = {
-    "object-store": "minio",
-    "kafka": "kafka",
-    "schema-registry": "schema-registry",
-    "postgres": "postgres",
-    "redis": "redis",
-    "trino": "trino",
-    "mlflow": "mlflow",
-    "airflow-api-server": "airflow-api-server",
-    "airflow-scheduler": "airflow-scheduler",
-    "airflow-dag-processor": "airflow-dag-processor",
-    "prometheus": "prometheus",
-    "alertmanager": "alertmanager",
-    "statsd-exporter": "statsd-exporter",
-    "postgres-exporter": "postgres-exporter",
-    "redis-exporter": "redis-exporter",
-    "streaming": "streaming",
-    "serving": "serving",
-}
+VERSIONS = {k: v or "" for k, v in dotenv_values(ROOT / "infra/versions.env").items()}
+PLATFORM_IMAGE = f"fraud-platform/platform:{VERSIONS['PLATFORM_IMAGE_TAG']}"
+
+# the native stack's long-running services: compose runs each under the same name
+SERVICES = [
+    "object-store",
+    "kafka",
+    "schema-registry",
+    "postgres",
+    "redis",
+    "trino",
+    "mlflow",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "prometheus",
+    "alertmanager",
+    "statsd-exporter",
+    "postgres-exporter",
+    "redis-exporter",
+    "streaming",
+    "serving",
+]
 
 
 def tool(path: Path) -> Path:
@@ -53,9 +56,9 @@ def tool(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     proc = subprocess.run(
-        [str(tool(COMPOSE_BIN)), "-f", "docker-compose.yml", "config", "--format", "json"],
+        [str(tool(COMPOSE_BIN)), "--profile", "*", "-f", "docker-compose.yml", "config", "--format", "json"],
         cwd=ROOT,
-        env={**os.environ, **ENV},
+        env={**os.environ, **VERSIONS, **ENV},
         capture_output=True,
         text=True,
         check=False,
@@ -65,19 +68,69 @@ def compose() -> dict[str, Any]:
     return data
 
 
-def test_compose_has_every_native_service_and_the_compose_only_ones(compose: dict[str, Any]) -> None:
+def native_processes() -> dict[str, dict[str, Any]]:
+    spec = yaml.safe_load((ROOT / "infra/local/process-compose.yaml").read_text())
+    procs: dict[str, dict[str, Any]] = spec["processes"]
+    return procs
+
+
+def test_compose_has_every_native_service(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
-    missing = {native: c for native, c in NATIVE_TO_COMPOSE.items() if c not in services}
+    missing = [s for s in SERVICES if s not in services]
     assert not missing, f"compose lacks services the native stack runs: {missing}"
-    assert {"grafana", "superset"} <= services
+    assert "grafana" in services
 
 
-def test_every_compose_image_is_pinned(compose: dict[str, Any]) -> None:
+def test_compose_runs_the_native_command_and_probe_of_each_service(compose: dict[str, Any]) -> None:
+    """One install path, one configuration: a container runs its native process's command, and
+    its healthcheck is that process's readiness probe."""
+    procs = native_processes()
+    for name in SERVICES:
+        svc, proc = compose["services"][name], procs[name]
+        assert svc["command"] == proc["command"].split(), f"{name}: compose and native commands differ"
+        probe = proc["readiness_probe"]["exec"]["command"].split()
+        assert svc["healthcheck"]["test"] == ["CMD", *probe], f"{name}: healthcheck is not the native probe"
+
+
+def test_every_image_is_the_platform_image_but_grafana(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
-        image = svc.get("image")
-        assert image, f"{name} has no image name"
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        assert tag and tag != "latest", f"{name}: image {image} is not pinned to a version"
+        if name == "grafana":
+            assert svc["profiles"] == ["grafana"], "the upstream Grafana image must stay opt-in"
+            continue
+        assert svc["image"] == PLATFORM_IMAGE, f"{name} runs {svc['image']}, not the platform image"
+    assert compose["services"]["image"]["build"]["dockerfile"] == "infra/docker/platform.Dockerfile"
+
+
+def test_dockerfiles_pin_nothing_of_their_own() -> None:
+    """Versions live in infra/versions.env and uv.lock, which the images install from: a Dockerfile
+    that names a version of its own (FROM an upstream tag, a pip pin, a jar) would let the two
+    runtimes drift apart."""
+    skip = {".cache", ".venv", ".venvs", "var"}
+    dockerfiles = [p for p in ROOT.rglob("*Dockerfile*") if not skip & set(p.parts)]
+    assert dockerfiles
+    pinned = set(VERSIONS.values()) | {v for value in VERSIONS.values() for v in value.split()}
+    for path in dockerfiles:
+        text = path.read_text()
+        froms = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
+        assert froms == ["${BASE_IMAGE}"], f"{path}: builds FROM {froms}, not the base image of versions.env"
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        for version in re.findall(r"\b\d+\.\d+(?:\.\d+)?\b", code):
+            assert version in pinned, f"{path} names version {version}, which infra/versions.env does not pin"
+
+
+def test_compose_publishes_on_loopback_only_with_memory_limits(compose: dict[str, Any]) -> None:
+    """Nothing listens beyond the host's loopback; every container has a memory cap, and the caps of
+    the resident services (one-shot ones exit, Grafana is opt-in) leave a 16 GB laptop room."""
+    total = 0
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+        if name == "image":
+            continue
+        assert svc.get("mem_limit"), f"{name} has no memory limit"
+        if svc.get("restart") != "no" and name != "grafana":
+            total += int(svc["mem_limit"])
+    assert total <= 14 * 2**30, f"the resident services' memory caps add up to {total / 2**30:.1f} GiB"
 
 
 def test_every_long_running_compose_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
@@ -130,7 +183,7 @@ def test_process_compose_file_is_valid_and_ordered() -> None:
             assert "readiness_probe" in spec, f"{name} has no readiness probe"
             assert spec["log_location"] == f"var/log/{name}.log"
     # the native stack runs the same services as compose
-    assert set(NATIVE_TO_COMPOSE) <= set(procs)
+    assert set(SERVICES) <= set(procs)
 
 
 def test_every_setting_is_listed_in_env_example() -> None:
