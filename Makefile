@@ -29,8 +29,7 @@ setup: ## Install everything the native stack needs (idempotent, cached under .c
 	infra/setup/setup.sh
 
 setup-compose: ## Docker engine (Debian docker.io), compose plugin, debian:bookworm-slim base (idempotent)
-	infra/setup/setup.sh toolchain uv python go
-	GO_TOOLS=docker-compose infra/setup/setup.sh go_tools
+	infra/setup/setup.sh toolchain uv python
 	infra/setup/compose.sh
 
 up: up-$(or $(RUNTIME),compose) ## Start the platform and wait until every service is healthy (RUNTIME=compose|local)

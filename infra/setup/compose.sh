@@ -32,7 +32,7 @@ step_engine() {
 step_plugin() {
   local plugins="$HOME/.docker/cli-plugins"
   if docker compose version >/dev/null 2>&1; then skip "compose plugin ($(docker compose version --short))"; return; fi
-  [[ -x "$BIN/docker-compose" ]] || "$ROOT/infra/setup/setup.sh" go_tools
+  [[ -x "$BIN/docker-compose" ]] || GO_TOOLS=docker-compose "$ROOT/infra/setup/setup.sh" go_tools
   mkdir -p "$plugins"
   ln -sf "$BIN/docker-compose" "$plugins/docker-compose"
   docker compose version >/dev/null 2>&1 || die "compose plugin" "docker compose does not run $BIN/docker-compose" ""

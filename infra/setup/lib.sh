@@ -68,14 +68,19 @@ fetch() {
   mv "$dest.part" "$dest"
 }
 
-MAVEN_CENTRAL="https://repo1.maven.org/maven2"
-# fetch_maven GROUP ARTIFACT VERSION EXT DEST WHAT — a Maven Central artifact, SHA-1 checked.
+# Maven with the project's settings (Maven Central only) and local repository
+MVN=(mvn -q -B -s "$ROOT/infra/maven/settings.xml" -Dmaven.repo.local="$CACHE/m2")
+# fetch_maven GROUP ARTIFACT VERSION EXT DEST WHAT — one artifact from Maven Central, by Maven
+# (its own default repository; checksums verified, a mismatch fails).
 fetch_maven() {
   local g="$1" a="$2" v="$3" ext="$4" dest="$5" what="$6"
-  local url="$MAVEN_CENTRAL/${g//.//}/$a/$v/$a-$v.$ext" sha1
-  sha1="$(curl -fsSL --retry 5 --retry-all-errors "$url.sha1" | cut -c1-40)" \
-    || die "$what" "Maven Central has no $g:$a:$v ($ext)" ""
-  fetch "$url" "$dest" "$what" "$sha1"
+  [[ -s "$dest" ]] && return 0
+  info "$what: resolving $g:$a:$v ($ext) from Maven Central"
+  local out; out="$(mktemp -d "$CACHE/downloads/.maven.XXXXXX")"
+  "${MVN[@]}" --strict-checksums org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="$g:$a:$v:$ext" -DoutputDirectory="$out" >"$CACHE/mvn-$a.log" 2>&1 \
+    || { rm -rf "$out"; die "$what" "Maven could not resolve $g:$a:$v ($ext)" "$CACHE/mvn-$a.log"; }
+  mkdir -p "$(dirname "$dest")" && mv "$out/$a-$v.$ext" "$dest" && rm -rf "$out"
 }
 
 # go_build_module NAME MODULE VERSION PKG LDFLAGS — build a Go tool from the module proxy's zip.

@@ -119,7 +119,6 @@ step_python() {
 }
 
 # --------------------------------------------------------------------------------------------
-MVN=(mvn -q -B -s "$ROOT/infra/maven/settings.xml" -Dmaven.repo.local="$CACHE/m2")
 
 step_kafka() {
   local out="$JVM/kafka/libs" key="kafka-$KAFKA_VERSION-$LOG4J_VERSION-$SLF4J_VERSION-$(hash_files "$ROOT/infra/maven/kafka/pom.xml")"
