@@ -29,8 +29,10 @@ app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 
 
 def compose_cmd() -> list[str]:
-    """`docker compose` with the settings files: .env.example, then .env where present."""
-    files = ["--env-file", ".env.example"] + (["--env-file", ".env"] if (ROOT / ".env").exists() else [])
+    """`docker compose` with the versions (image tag, base image) and the settings files:
+    infra/versions.env, .env.example, then .env where present."""
+    files = ["--env-file", "infra/versions.env", "--env-file", ".env.example"]
+    files += ["--env-file", ".env"] if (ROOT / ".env").exists() else []
     return ["docker", "compose", *files]
 
 
