@@ -174,6 +174,56 @@ class TerminalFeatures(_Snapshot):
     terminal_count_fraud_90d: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class CardEvent:
+    """One transaction of a card as the online state keeps it: the inputs of the card aggregates
+    (amount in integer cents, as :mod:`ml.pit` sums it, so windowed sums are exact)."""
+
+    transaction_id: str
+    event_ms: int
+    cents: int
+    terminal_id: str
+    latitude: float | None = None
+    longitude: float | None = None
+    device_id: str | None = None
+    country: str | None = None
+
+
+def amount_cents(amount: float) -> int:
+    """Integer cents of an amount, rounded half to even (numpy's rint, what ml.pit uses)."""
+    return round(float(amount) * 100.0)
+
+
+def card_features_from_events(
+    card_id: str, as_of: datetime | int, events: Sequence[CardEvent]
+) -> CardFeatures:
+    """CardFeatures of a card as of ``as_of`` from its events (any order; those at or after
+    ``as_of`` are ignored): the definition :mod:`ml.pit` computes vectorised, for one card."""
+    t = to_epoch_ms(as_of)
+    prior = [e for e in events if e.event_ms < t]
+    snap = CardFeatures(card_id=card_id, as_of=from_epoch_ms(t))
+    for w, length in CARD_WINDOWS.items():
+        start = t - length
+        cents = [e.cents for e in prior if e.event_ms >= start]
+        setattr(snap, f"card_count_txn_{w}", len(cents))
+        setattr(snap, f"card_sum_amount_{w}", sum(cents) / 100.0)
+    recent = [e for e in prior if e.event_ms >= t - RECENT_WINDOW_MS]
+    snap.card_sum_amount_sq_30d = sum(e.cents * e.cents for e in recent) / 10_000.0
+    geo = [e for e in recent if e.latitude is not None and e.longitude is not None]
+    snap.card_count_geo_30d = len(geo)
+    snap.card_sum_latitude_30d = math.fsum(e.latitude for e in geo if e.latitude is not None)
+    snap.card_sum_longitude_30d = math.fsum(e.longitude for e in geo if e.longitude is not None)
+    if prior:
+        last = max(prior, key=lambda e: (e.event_ms, e.transaction_id))
+        snap.card_last_event_time = from_epoch_ms(last.event_ms)
+        snap.card_last_latitude = last.latitude
+        snap.card_last_longitude = last.longitude
+    snap.card_recent_terminal_ids = tuple(sorted({e.terminal_id for e in recent}))
+    snap.card_recent_device_ids = tuple(sorted({e.device_id for e in recent if e.device_id is not None}))
+    snap.card_recent_countries = tuple(sorted({e.country for e in recent if e.country is not None}))
+    return snap
+
+
 #: Numeric card aggregate columns (the training frame and Gold carry exactly these): the
 #: CardFeatures fields between the id and the sets, the previous event's time as epoch ms.
 CARD_AGGREGATE_COLUMNS: Final[tuple[str, ...]] = tuple(

@@ -3,9 +3,11 @@
     python -m ml train --data FILE [--register NAME]      # protocol + deployable model (+ MLflow)
     python -m ml evaluate --data FILE [--out REPORT]      # every model on a labelled file
     python -m ml run-training                            # the fraud_training DAG in one process
-    python -m ml write-features [--data FILE]            # Gold (or a file) → Redis online features
+    python -m ml write-features [--data FILE]            # Gold (or a file) → the Redis online state
+    python -m ml apply-online                            # Kafka → the online state (a service)
+    python -m ml rebuild-online                          # after Redis lost it: Gold, then Kafka
 
-Exit codes: 0 done · 1 the feature writer could not publish · 2 bad input (the message names the
+Exit codes: 0 done · 1 the feature writer found nothing to seed · 2 bad input (the message names the
 column and the rows, or the option).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -27,6 +29,7 @@ log = logging.getLogger("ml")
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 EVALUATE_REPORT: Final = report_path("evaluate")
 FEATURE_WRITER_REPORT: Final = report_path("feature_writer")
+REBUILD_REPORT: Final = report_path("rebuild_online")
 
 # the time-ordered protocol's options, shared by train and evaluate (ml/protocol.py)
 Data = Annotated[Path, typer.Option(..., exists=True, help="labelled transactions (.parquet or .csv)")]
@@ -154,44 +157,47 @@ def run_training_dag() -> None:
 
 @app.command("write-features")
 def write_features(
-    data: Path | None = typer.Option(
-        None, exists=True, help="snapshot this labelled file (ml.pit) instead of Gold"
-    ),
-    as_of: str | None = typer.Option(
-        None, help="with --data: ISO time of the snapshot (default: 1 ms after the last event)"
-    ),
-    card_table: str | None = typer.Option(None, help="[catalog.]schema.table (FEATURE_WRITER_CARD_TABLE)"),
-    terminal_table: str | None = typer.Option(None, help="FEATURE_WRITER_TERMINAL_TABLE"),
+    data: Path | None = typer.Option(None, exists=True, help="seed from this labelled file instead of Gold"),
+    table: str | None = typer.Option(None, help="[catalog.]schema.table (FEATURE_WRITER_SOURCE_TABLE)"),
     report: Path = typer.Option(FEATURE_WRITER_REPORT, help="JSON report path"),
 ) -> None:
-    """Card and terminal snapshots → a new version of the Redis online store (what Airflow runs)."""
-    from ml.feature_writer import FeatureWriterError, write_frames, write_online_features
+    """Gold transactions (or a file) → the Redis online state, merged (what Airflow runs)."""
+    from ml.feature_writer import FeatureWriterError, seed_frame, write_online_features
 
     try:
         if data is None:
-            result: dict[str, Any] = write_online_features(
-                card_table=card_table, terminal_table=terminal_table
-            )
+            result: dict[str, Any] = write_online_features(table=table)
         else:
-            cards, terminals, when = _file_snapshot(data, as_of)
-            result = write_frames(cards, terminals, as_of=when)
+            from ml.data import load_labelled
+
+            result = seed_frame(load_labelled(data))
     except FeatureWriterError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from exc
     log.info("report: %s", write_report(report, result))
 
 
-def _file_snapshot(data: Path, as_of: str | None) -> tuple[Any, Any, datetime]:
-    """(cards, terminals, as of) of a labelled file, by the reference builder (ml.pit)."""
-    import features
-    from ml.data import load_labelled
-    from ml.pit import snapshot_frame
+@app.command("apply-online")
+def apply_online() -> None:
+    """transactions.raw + transactions.labels → the online state (the online-applier service)."""
+    from ml.online_applier import run
 
-    history = load_labelled(data)
-    when = (
-        datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        if as_of
-        else features.from_epoch_ms(int(history["event_time_ms"].max()) + 1)
-    )
-    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return (*snapshot_frame(history, when), when)
+    run()
+
+
+@app.command("rebuild-online")
+def rebuild_online(
+    replay_s: int | None = typer.Option(
+        None, help="seconds of Kafka to re-apply (ONLINE_APPLIER_REBUILD_REPLAY_S)"
+    ),
+    report: Path = typer.Option(REBUILD_REPORT, help="JSON report path"),
+) -> None:
+    """After Redis lost its data: seed the online state from Gold, then replay Kafka."""
+    from ml.feature_writer import FeatureWriterError, rebuild
+
+    try:
+        result = rebuild(replay_s=replay_s)
+    except FeatureWriterError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(1) from exc
+    log.info("report: %s", write_report(report, result))

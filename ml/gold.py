@@ -1,4 +1,4 @@
-"""Gold through Trino: the training set and the card/terminal snapshots, read in batches."""
+"""Gold through Trino: the training set, and any query read in batches (the online state's seed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 import pandas as pd
 
 from common import trino_client
-from ml.online_encoding import CARD_COLUMNS, TERMINAL_COLUMNS
 
 GOLD_TRAINING_TABLE = "gold.fct_transaction_features"
 #: columns of the training set that stay text (every other object column is numeric in Trino's JSON)
@@ -34,20 +33,12 @@ def read_training_set(table: str = GOLD_TRAINING_TABLE) -> pd.DataFrame:
     return frame.sort_values(["event_time_ms", "transaction_id"], kind="stable").reset_index(drop=True)
 
 
-def snapshot_query(table: str, kind: str, catalog: str) -> str:
-    """SELECT of one Gold snapshot, ``as_of`` as epoch ms (exact, no timezone conversion)."""
-    key = "card_id" if kind == "card" else "terminal_id"
-    cols = CARD_COLUMNS if kind == "card" else TERMINAL_COLUMNS
+def qualified(table: str, catalog: str) -> str:
+    """``[catalog.]schema.table`` checked to be identifiers only, qualified with ``catalog``."""
     parts = table.split(".")
     if not 1 <= len(parts) <= 3 or not all(p.replace("_", "").isalnum() for p in parts):
         raise ValueError(f"invalid table name {table!r}: expected [catalog.]schema.table")
-    qualified = table if len(parts) == 3 else f"{catalog}.{table}"
-    select = ", ".join(cols)
-    # identifiers only (checked above / constants): no value is interpolated
-    return (
-        f"SELECT {key}, date_diff('millisecond', from_unixtime(0), as_of) AS as_of_ms, {select} "  # noqa: S608
-        f"FROM {qualified}"
-    )
+    return table if len(parts) == 3 else f"{catalog}.{table}"
 
 
 def batches(query: str, columns: Sequence[str], batch_size: int) -> Iterator[pd.DataFrame]:
@@ -62,10 +53,3 @@ def batches(query: str, columns: Sequence[str], batch_size: int) -> Iterator[pd.
             yield pd.DataFrame.from_records(rows, columns=list(columns))
     finally:
         conn.close()
-
-
-def snapshot_batches(table: str, kind: str, batch_size: int) -> Iterator[pd.DataFrame]:
-    """Rows of one Gold snapshot (``kind`` card or terminal) in DataFrames of ``batch_size``."""
-    key = "card_id" if kind == "card" else "terminal_id"
-    cols = CARD_COLUMNS if kind == "card" else TERMINAL_COLUMNS
-    return batches(snapshot_query(table, kind, trino_client.catalog()), (key, "as_of_ms", *cols), batch_size)

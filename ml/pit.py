@@ -13,16 +13,15 @@ differences). The terminal fraud counts use the identity that a fraud ``f`` coun
 ``t`` iff ``max(label_time, event_time) < t <= event_time + W``, an interval, hence also two
 binary searches.
 
-:func:`card_snapshot` / :func:`terminal_snapshot` compute the same aggregates as of any time by
-plain filtering (what Redis holds); tests hold both paths equal.
+:func:`card_snapshot` / :func:`terminal_snapshot` compute the same aggregates as of any time from
+one entity's rows (the definitions the online state applies); tests hold both paths equal.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -277,35 +276,37 @@ def _history_before(history: pd.DataFrame, column: str, value: str, as_of_ms: in
     return rows
 
 
+def card_events(history: pd.DataFrame, card_id: str) -> list[features.CardEvent]:
+    """The card's transactions of ``history`` as the online state keeps them."""
+    rows = history[history["card_id"] == card_id]
+
+    def opt(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    columns = (
+        "transaction_id",
+        "event_time_ms",
+        "amount",
+        "terminal_id",
+        "latitude",
+        "longitude",
+        "device_id",
+        "country",
+    )
+    out = []
+    for tid, ms, amount, term, lat, lon, dev, ctry in zip(*(rows[c] for c in columns), strict=True):
+        event = features.CardEvent(str(tid), int(ms), features.amount_cents(amount), str(term))
+        out.append(
+            replace(event, latitude=opt(lat), longitude=opt(lon), device_id=opt(dev), country=opt(ctry))
+        )
+    return out
+
+
 def card_snapshot(history: pd.DataFrame, card_id: str, as_of: datetime) -> features.CardFeatures:
-    """CardFeatures of ``card_id`` as of ``as_of`` by direct filtering (reference, not fast)."""
-    t = features.to_epoch_ms(as_of)
-    rows = _history_before(history, "card_id", card_id, t)
-    snap = features.CardFeatures(card_id=card_id, as_of=features.from_epoch_ms(t))
-    for w, length in features.CARD_WINDOWS.items():
-        win = rows[rows["event_time_ms"] >= t - length]
-        setattr(snap, f"card_count_txn_{w}", len(win))
-        setattr(snap, f"card_sum_amount_{w}", float(_cents(win["amount"].to_numpy()).sum()) / 100.0)
-    recent = rows[rows["event_time_ms"] >= t - features.RECENT_WINDOW_MS]
-    cents = _cents(recent["amount"].to_numpy())
-    snap.card_sum_amount_sq_30d = float((cents * cents).sum()) / 10_000.0
-    geo = recent.dropna(subset=["latitude", "longitude"])
-    snap.card_count_geo_30d = len(geo)
-    snap.card_sum_latitude_30d = float(geo["latitude"].sum())
-    snap.card_sum_longitude_30d = float(geo["longitude"].sum())
-    if len(rows):
-        last = rows.sort_values(["event_time_ms", "transaction_id"]).iloc[-1]
-        snap.card_last_event_time = features.from_epoch_ms(int(last["event_time_ms"]))
-        snap.card_last_latitude = None if pd.isna(last["latitude"]) else float(last["latitude"])
-        snap.card_last_longitude = None if pd.isna(last["longitude"]) else float(last["longitude"])
-
-    def distinct(values: Iterable[Any]) -> tuple[str, ...]:
-        return tuple(sorted({str(v) for v in values if v is not None and not pd.isna(v)}))
-
-    snap.card_recent_terminal_ids = distinct(recent["terminal_id"])
-    snap.card_recent_device_ids = distinct(recent["device_id"])
-    snap.card_recent_countries = distinct(recent["country"])
-    return snap
+    """CardFeatures of ``card_id`` as of ``as_of`` from its events, by the one-card definition
+    serving uses (:func:`features.card_features_from_events`); tests hold it equal to the
+    vectorised :func:`card_aggregates`."""
+    return features.card_features_from_events(card_id, as_of, card_events(history, card_id))
 
 
 def terminal_snapshot(history: pd.DataFrame, terminal_id: str, as_of: datetime) -> features.TerminalFeatures:

@@ -1,4 +1,5 @@
-"""The ML jobs' own knobs (``FEATURE_WRITER_*``), next to the shared settings of common.settings.
+"""The ML jobs' own knobs (``FEATURE_WRITER_*``, ``ONLINE_APPLIER_*``), next to the shared
+settings of common.settings.
 
 The online store's namespace is shared with serving (``FEATURE_NAMESPACE``, in
 :class:`common.settings.RedisSettings`). Every field has a line in ``.env.example``.
@@ -19,17 +20,34 @@ class FeatureWriterSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="FEATURE_WRITER_")
 
-    #: Rows read from Trino and written to Redis per pipelined round trip.
+    #: Rows read from Trino per batch (applied to Redis in script calls of 500).
     batch_size: int = Field(default=5000, ge=1)
-    #: Seconds an unpublished or superseded version stays readable before it expires.
-    old_version_ttl_s: int = Field(default=3600, ge=1)
-    #: A run holding the lock longer than this is presumed dead.
-    lock_ttl_s: int = Field(default=3600, ge=1)
-    #: Gold snapshots as <schema>.<table> in the TRINO_CATALOG catalog.
-    card_table: str = "gold.card_features_latest"
-    terminal_table: str = "gold.terminal_features_latest"
+    #: Gold transactions (with labels) the online state is seeded from, <schema>.<table>.
+    source_table: str = "gold.fct_transaction_features"
+
+
+class ApplierSettings(ServiceSettings):
+    """``ONLINE_APPLIER_*``: the consumer of transactions.raw / transactions.labels that keeps the
+    online state (``python -m ml apply-online``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ONLINE_APPLIER_")
+
+    group_id: str = "online-applier"
+    #: Prometheus metrics (freshness per source, apply delay, lag).
+    metrics_port: int = Field(default=8003, ge=1, le=65535)
+    #: Most records applied per Redis round trip.
+    batch_max: int = Field(default=2000, ge=1)
+    #: Longest wait for more records before applying what came (seconds).
+    poll_timeout_s: float = Field(default=0.05, gt=0)
+    #: Seconds of Kafka history `make rebuild-online` re-applies after seeding from Gold.
+    rebuild_replay_s: int = Field(default=86_400, ge=0)
 
 
 @cache
 def get_settings() -> FeatureWriterSettings:
     return FeatureWriterSettings()
+
+
+@cache
+def applier_settings() -> ApplierSettings:
+    return ApplierSettings()

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from common.settings import kafka_settings
 from serving.batcher import MicroBatcher
 from serving.breaker import CircuitBreaker, State
 from serving.metrics import ServingMetrics
@@ -26,6 +27,7 @@ from serving.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from serving.model_manager import ModelManager, NoModelError
 from serving.online_store import OnlineStore
 from serving.prediction_log import DisabledLog, PredictionLog
+from serving.publisher import DisabledPublisher, Publisher
 from serving.routers import health, metrics, model, predictions
 from serving.service import Services
 from serving.settings import ServingSettings, get_settings
@@ -60,7 +62,7 @@ def build_services(settings: ServingSettings, metrics: ServingMetrics) -> Servic
         max_connections=settings.redis_max_connections,
         metrics=metrics,
     )
-    metrics.features_age.set_function(store.snapshot_age_s)
+    metrics.state_newest_event.labels("predict").set_function(store.newest_event_s)
     models = ModelManager(
         name=settings.model_name,
         alias=settings.model_alias,
@@ -92,7 +94,21 @@ def build_services(settings: ServingSettings, metrics: ServingMetrics) -> Servic
         )
     else:
         plog = DisabledLog()
-    return Services(models=models, store=store, batcher=batcher, log=plog, metrics=metrics)
+    publisher: Publisher | DisabledPublisher
+    if settings.publish_scored:
+        k = kafka_settings()
+        publisher = Publisher(
+            bootstrap=k.kafka_bootstrap_servers,
+            topic=settings.publish_topic or k.kafka_topic_raw,
+            registry_url=k.schema_registry_url,
+            metrics=metrics,
+            buffer_size=settings.publish_buffer_size,
+        )
+    else:
+        publisher = DisabledPublisher()
+    return Services(
+        models=models, store=store, batcher=batcher, log=plog, metrics=metrics, publisher=publisher
+    )
 
 
 async def _watch_loop_lag(metrics: ServingMetrics, interval_s: float = 0.25) -> None:
@@ -109,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = build_services(settings, app.state.metrics)
     services.batcher.start()
     services.log.start()
+    services.publisher.start()
     services.models.start()
     lag = asyncio.get_running_loop().create_task(_watch_loop_lag(app.state.metrics))
     app.state.services = services
@@ -131,6 +148,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.models.stop()
         await services.batcher.stop()
         await services.log.stop()
+        await services.publisher.stop()
         await services.store.close()
 
 

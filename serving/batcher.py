@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class FeatureFetcher(Protocol):
-    async def fetch(self, keys: list[tuple[str, str]]) -> Any: ...
+    async def apply(self, txns: Sequence[features.Transaction]) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -57,9 +57,9 @@ def _one_openmp_thread() -> None:
 class MicroBatcher:
     """Feature lookups and scoring for the requests queued meanwhile, one batch at a time.
 
-    A batch makes one Redis round trip (:meth:`OnlineStore.fetch` with every card and terminal of
-    the batch), then its CPU work runs inline (the service's default, ``SERVING_SCORING_THREAD``
-    off) or in the scoring thread while the next batch forms and fetches.
+    A batch makes one Redis round trip (:meth:`OnlineStore.apply`: every transaction of the batch
+    read as of its time, then appended), then its CPU work runs inline (the service's default,
+    ``SERVING_SCORING_THREAD`` off) or in the scoring thread while the next batch forms and fetches.
     At most ``max_in_flight`` batches are being scored; while they are, arriving requests queue up,
     so batches grow with load and per-call overheads (Redis client, LightGBM, numpy) are paid once
     per batch. Each job keeps the model it was submitted with (a swap never mixes versions).
@@ -130,8 +130,8 @@ class MicroBatcher:
                     self._slots.release()
                     continue
                 try:
-                    keys = [(t.card_id, t.terminal_id) for job in batch for t in job.txns]
-                    fetched = await self.store.fetch(keys)  # never raises for Redis trouble
+                    txns = [t for job in batch for t in job.txns]
+                    fetched = await self.store.apply(txns)  # never raises for Redis trouble
                     if self.use_thread:
                         done = loop.run_in_executor(self._executor, self._compute, batch, fetched)
                         done.add_done_callback(functools.partial(self._finish, batch, fetched.version))
@@ -161,7 +161,7 @@ class MicroBatcher:
                 job.future.set_result(done.result()[i])
 
     def _compute(self, batch: list[_Job], fetched: Any) -> list[Answer]:
-        """Worker thread: decode the batch's snapshots, then vectors, scores, reasons per model."""
+        """Worker thread: decode the batch's card events, then vectors, scores, reasons per model."""
         started = time.perf_counter()
         all_lookups = fetched.lookups  # JSON decoding happens here, not on the event loop
         lookups: list[list[Any]] = []

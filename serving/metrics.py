@@ -8,7 +8,8 @@ RED: ``fraud_api_requests_total{endpoint,method,status}``, ``fraud_api_request_d
 ``fraud_api_model_info{...}``, ``fraud_api_model_loaded``, ``fraud_api_model_reloads_total{outcome}``,
 ``fraud_api_score_batch_size``, ``fraud_api_scoring_duration_seconds``,
 ``fraud_api_prediction_log_buffered``, ``fraud_api_prediction_log_{written,dropped,write_errors}_total``,
-``fraud_api_online_features_age_seconds``, ``fraud_api_event_loop_lag_seconds``.
+``fraud_online_state_newest_event_timestamp_seconds{source="predict"}``,
+``fraud_api_published_total{outcome}``, ``fraud_api_event_loop_lag_seconds``.
 A registry per app keeps several apps in one process (tests) apart.
 """
 
@@ -91,15 +92,17 @@ class ServingMetrics:
         self.log_errors = Counter(
             "fraud_api_prediction_log_write_errors", "Failed prediction-log batch writes", registry=r
         )
-        self.features_age = Gauge(
-            "fraud_api_online_features_age_seconds",
-            "Now minus the as_of of the published online feature snapshot", registry=r,
+        self.state_newest_event = Gauge(
+            "fraud_online_state_newest_event_timestamp_seconds",
+            "Event time of the newest transaction applied to the online state, by source",
+            ["source"], registry=r,
         )  # fmt: skip
-        self.features_version = Gauge(
-            "fraud_api_online_features_version",
-            "Version id of the online feature snapshot last read",
-            registry=r,
-        )
+        self.published = Counter(
+            "fraud_api_published",
+            "Scored transactions new to the online state published to transactions.raw, by outcome "
+            "(delivered, failed, dropped)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "fraud_api_event_loop_lag_seconds", "Delay of a periodic event-loop tick (responsiveness)",
             buckets=FAST_BUCKETS, registry=r,

@@ -1,10 +1,11 @@
 """The ``score()`` service: transactions in, predictions out; the routes only call this.
 
 For N transactions (1 for ``/predict``): read the model once (a swap mid-request cannot mix
-versions) → the micro-batcher: one Redis round trip for the cards and terminals of every request
-queued meanwhile (:class:`OnlineStore`), then vectors, probabilities, decisions and reasons (on
-the event loop, or its worker thread with ``SERVING_SCORING_THREAD``) → metrics and one
-prediction-log row each (queued, written later).
+versions) → the micro-batcher: one Redis round trip for every request queued meanwhile, each
+transaction read as of its time and appended (:class:`OnlineStore`), then vectors, probabilities,
+decisions and reasons (on the event loop, or its worker thread with ``SERVING_SCORING_THREAD``)
+→ metrics and one prediction-log row each (queued, written later); a transaction new to the
+online state is also published to ``transactions.raw`` (:mod:`serving.publisher`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from serving.metrics import ServingMetrics
 from serving.model_manager import ModelManager
 from serving.online_store import Lookup, OnlineStore
 from serving.prediction_log import DisabledLog, LogRow, PredictionLog
+from serving.publisher import DisabledPublisher, Publisher
 from serving.schemas import PredictionOut, Reason
 from serving.scoring import Scored
 from serving.vectors import to_transaction
@@ -34,6 +36,7 @@ class Services:
     batcher: MicroBatcher
     log: PredictionLog | DisabledLog
     metrics: ServingMetrics
+    publisher: Publisher | DisabledPublisher
 
 
 @dataclass(slots=True)
@@ -90,5 +93,7 @@ async def score(services: Services, txns_in: Sequence[TransactionIn]) -> list[Ou
             request=t_in.model_dump_json(),
         )
         services.log.record(row.copy_line())
+        if lookup.new is not False:  # new to the state, or unknown (Redis gave no answer)
+            services.publisher.publish(t_in)
         out.append(Outcome(prediction, s.vector))
     return out

@@ -65,6 +65,13 @@ class ServingSettings(ServiceSettings):
     breaker_reset_timeout_s: float = Field(default=5.0, ge=0)
     breaker_half_open_max_calls: int = Field(default=1, ge=1)
 
+    # --- one history: scored transactions new to the online state → transactions.raw (Kafka)
+    publish_scored: bool = True
+    #: Topic of the scored transactions; empty = KAFKA_TOPIC_RAW.
+    publish_topic: str = ""
+    #: Scored transactions held while Kafka or the schema registry is unavailable; beyond, dropped.
+    publish_buffer_size: int = Field(default=100_000, ge=1)
+
     # --- prediction log (Postgres), written off the request path
     prediction_log_enabled: bool = True
     prediction_log_dsn: SecretStr = SecretStr("")

@@ -27,6 +27,7 @@ case "${1:?usage: probe.sh <service>}" in
   statsd-exporter) http_ok "http://127.0.0.1:$STATSD_EXPORTER_PORT/metrics" ;;
   # alive, not ready: the stack comes up before any model exists (/ready says whether one is loaded)
   serving) http_ok "http://127.0.0.1:$SERVING_PORT/health" ;;
+  online-applier) http_ok "http://127.0.0.1:$ONLINE_APPLIER_METRICS_PORT/metrics" ;;
   # ready when its queries run (none stopped), not merely when the metrics port answers
   streaming) m="$(curl -fsS -m 3 "http://127.0.0.1:$STREAMING_METRICS_PORT/metrics")" && grep -q '^fraud_streaming_query_active{.*} 1' <<<"$m" && ! grep -q '^fraud_streaming_query_active{.*} 0' <<<"$m" ;;
   *) echo "probe.sh: no probe for '$1'" >&2; exit 2 ;;

@@ -43,6 +43,7 @@ SERVICES = [
     "postgres-exporter",
     "redis-exporter",
     "streaming",
+    "online-applier",
     "serving",
 ]
 

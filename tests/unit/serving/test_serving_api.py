@@ -3,7 +3,7 @@ schemas and validation, auth, limits, feature sources, 503 without a model, metr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,47 +43,64 @@ BODY: dict[str, Any] = {
     "longitude": 2.35,
     "country": "FR",
 }
-AS_OF = features.from_epoch_ms(features.to_epoch_ms("2025-02-20T09:00:00Z"))
-CARD = features.CardFeatures(
-    card_id="card-1",
-    as_of=AS_OF,
-    card_count_txn_24h=3,
-    card_sum_amount_24h=120.0,
-    card_count_txn_30d=20,
-    card_sum_amount_30d=900.0,
-    card_sum_amount_sq_30d=60000.0,
-    card_last_event_time=features.from_epoch_ms(features.to_epoch_ms("2025-02-20T08:00:00Z")),
-    card_last_latitude=48.8,
-    card_last_longitude=2.3,
-    card_recent_terminal_ids=("term-1",),
-    card_recent_countries=("FR",),
-)
+AS_OF = features.from_epoch_ms(features.to_epoch_ms(BODY["event_time"]))
+_H = 3_600_000
+_T = features.to_epoch_ms(BODY["event_time"])
+#: card-1's earlier transactions (what the online state holds), and one after the request
+EVENTS = [
+    features.CardEvent("e1", _T - 20 * 24 * _H, 4000, "term-1", 48.8, 2.3, None, "FR"),
+    features.CardEvent("e2", _T - 5 * _H, 6000, "term-1", 48.8, 2.3, None, "FR"),
+    features.CardEvent("e3", _T - 2 * _H, 1250, "term-2", 48.9, 2.4, None, "FR"),
+    features.CardEvent("later", _T + _H, 99900, "term-9", None, None, None, "US"),
+]
+CARD = features.card_features_from_events("card-1", AS_OF, EVENTS)
 TERMINAL = features.TerminalFeatures("term-1", AS_OF, 30, 1, 100, 2, 300, 3)
+#: the script's terminal counts, in reply order (transactions 7/30/90 d, then frauds)
+TERMINAL_REPLY = [30, 100, 300, 1, 2, 3]
+
+
+def _event_json(e: features.CardEvent) -> bytes:
+    return orjson.dumps([e.transaction_id, e.event_ms, e.cents, e.terminal_id, e.latitude, e.longitude,
+                         e.device_id, e.country])  # fmt: skip
 
 
 class FakeStore:
-    """In-memory stand-in for OnlineStore: snapshots by id, or 'down'."""
+    """In-memory stand-in for OnlineStore: the script's reply from fixed events, or 'down'."""
 
     def __init__(self) -> None:
-        self.cards = {"card-1": CARD}
-        self.terminals = {"term-1": TERMINAL}
+        self.events = {"card-1": [_event_json(e) for e in EVENTS if e.event_ms < _T]}
+        self.terminals = {"term-1": TERMINAL_REPLY}
+        self.seen: set[str] = set()
         self.down = False
         self.explode = False
+        self.garbled = False
 
-    async def fetch(self, keys: list[tuple[str, str]]) -> FetchResult:
+    async def apply(self, txns: Sequence[features.Transaction]) -> FetchResult:
         if self.explode:
             raise RuntimeError("a bug with a secret in it: password=hunter2")
         if self.down:
-            return FetchResult(keys, None, None, "error")
-        values: list[bytes | None] = []
-        for card_id, terminal_id in keys:
-            card, term = self.cards.get(card_id), self.terminals.get(terminal_id)
-            values.append(None if card is None else orjson.dumps(card.to_dict()))
-            values.append(None if term is None else orjson.dumps(term.to_dict()))
-        return FetchResult(keys, values, "7")
+            return FetchResult(txns, None, None, "error")
+        reply: list[Any] = []
+        for t in txns:
+            events = [b"not json"] if self.garbled else self.events.get(t.card_id, [])
+            new = t.transaction_id not in self.seen
+            self.seen.add(t.transaction_id)
+            reply.append([events, *self.terminals.get(t.terminal_id, [0] * 6), int(new)])
+        return FetchResult(txns, reply, "features")
 
     def describe(self) -> dict[str, Any]:
-        return {"breaker": "closed", "snapshot_version": "7"}
+        return {"breaker": "closed", "namespace": "features"}
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def publish(self, txn: Any) -> None:
+        self.published.append(txn.transaction_id)
+
+    def describe(self) -> dict[str, Any]:
+        return {"enabled": True}
 
 
 class FakeLog:
@@ -105,7 +122,7 @@ class InlineBatcher:
         self.store = store
 
     async def score(self, model: LoadedModel, txns: Any) -> Answer:
-        fetched = await self.store.fetch([(t.card_id, t.terminal_id) for t in txns])
+        fetched = await self.store.apply(txns)
         lookups = fetched.lookups
         scored = model.score_rows(txns, [lk.card for lk in lookups], [lk.terminal for lk in lookups], 3)
         return Answer(scored, lookups, fetched.version)
@@ -144,7 +161,7 @@ def harness(model: LoadedModel | None, **settings: Any) -> Harness:
     if model is not None:
         manager.publish(model)
     store, log = FakeStore(), FakeLog()
-    services = Services(manager, store, InlineBatcher(store), log, app.state.metrics)  # type: ignore[arg-type]
+    services = Services(manager, store, InlineBatcher(store), log, app.state.metrics, FakePublisher())  # type: ignore[arg-type]
     app.state.services = services  # what the lifespan does (lifespan replaced above)
     return Harness(app, services, store, log)
 
@@ -186,12 +203,20 @@ def test_predict_returns_the_contract_and_logs_the_vector_it_used(h: Harness, mo
     )
     assert logged["transaction_id"] == "t-1" and str(logged["amount"]) == "42.50"
     assert row[15] == "{" + ",".join(repr(v) for v in vector) + "}"  # the vector, exactly
-    assert row[12] == "online" and row[13] == "7"
+    assert row[12] == "online" and row[13] == "features"
+    assert h.services.publisher.published == ["t-1"]  # type: ignore[union-attr]
+    h.client.post("/predict", json=BODY)  # a repeat: already in the state, not published again
+    assert h.services.publisher.published == ["t-1"]  # type: ignore[union-attr]
+    assert h.log.rows[-1][15] == row[15], "a repeat reads what the first attempt read"
 
 
-def test_feature_sources_partial_and_default(h: Harness, model: LoadedModel) -> None:
+def test_feature_sources_online_partial_and_default(h: Harness, model: LoadedModel) -> None:
     r = h.client.post("/predict", json={**BODY, "card_id": "new-card"})
+    assert r.json()["feature_source"] == "online", "a card without history has exact (empty) aggregates"
+    h.store.garbled = True
+    r = h.client.post("/predict", json={**BODY, "transaction_id": "t-2"})
     assert r.json()["feature_source"] == "partial"
+    h.store.garbled = False
     h.store.down = True
     r = h.client.post("/predict", json=BODY)
     assert r.status_code == 200 and r.json()["feature_source"] == "default"

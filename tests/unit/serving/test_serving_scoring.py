@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -165,8 +166,8 @@ async def test_micro_batcher_batches_concurrent_requests_and_keeps_each_requests
     batches: list[int] = []
 
     class NoFeatures:  # Redis unavailable: every group from the learnt defaults
-        async def fetch(self, keys: list[tuple[str, str]]) -> FetchResult:
-            return FetchResult(keys, None, None, "error")
+        async def apply(self, txns: Sequence[features.Transaction]) -> FetchResult:
+            return FetchResult(txns, None, None, "error")
 
     batcher = MicroBatcher(
         store=NoFeatures(), max_rows=8, top_k=2, observe=lambda rows, s: batches.append(rows)
