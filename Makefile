@@ -120,13 +120,21 @@ train: ## Train on a labelled file, log to MLflow, register the model (DATA=path
 	$(PY) -m ml train --data "$(DATA)" --register "$(MLFLOW_MODEL_NAME)"
 
 ##@ Serving
-.PHONY: serve write-features
+.PHONY: serve write-features apply-online rebuild-online parity
 
 serve: ## Run the scoring API in the foreground on SERVING_PORT (model: MLFLOW_MODEL_NAME@champion)
 	OMP_NUM_THREADS=1 $(PY) -m serving
 
-write-features: ## Gold snapshots → Redis online features (DATA=path: from a transactions file instead)
+write-features: ## Gold transactions → the Redis online state, merged (DATA=path: from a file instead)
 	$(PY) -m ml write-features $(if $(DATA),--data "$(DATA)",)
+
+rebuild-online: ## After Redis lost its data: the online state from Gold, then Kafka (var/reports/rebuild_online.json)
+	$(PY) -m ml rebuild-online
+
+PARITY_DAYS ?= 4
+PARITY_CUSTOMERS ?= 9000
+parity: ## Replay a simulation through the running API; every vector = training's (var/reports/parity.json)
+	$(PY) -m bench.parity --days $(PARITY_DAYS) --customers $(PARITY_CUSTOMERS)
 
 ##@ Quality
 .PHONY: test test-compose test-unit test-integration test-e2e lint format bench

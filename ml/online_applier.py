@@ -1,7 +1,7 @@
 """The online applier: ``transactions.raw`` and ``transactions.labels`` → the online state.
 
 ``python -m ml apply-online`` (the supervised service ``online-applier``) consumes both topics in
-one consumer group and applies each batch with one script call per 500 records
+one consumer group and applies each batch in short script calls (``APPLY_CHUNK`` records each)
 (:mod:`ml.online_state`): transactions are appended to their card and terminal (a no-op for one
 that ``/predict`` already appended: idempotent by ``transaction_id``), then fraud labels count at
 their transaction's terminal from ``max(label_time, event_time)`` on, the rule of training. Offsets

@@ -20,7 +20,7 @@ class FeatureWriterSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="FEATURE_WRITER_")
 
-    #: Rows read from Trino per batch (applied to Redis in script calls of 500).
+    #: Rows read from Trino per batch (applied to Redis in short script calls, ml.online_state).
     batch_size: int = Field(default=5000, ge=1)
     #: Gold transactions (with labels) the online state is seeded from, <schema>.<table>.
     source_table: str = "gold.fct_transaction_features"
