@@ -58,9 +58,17 @@ HEADLINE: Final[tuple[Figure, ...]] = (
     Figure("streaming", "p95_latency_s", "produce → Bronze p95 at 2,000 events/s", " s", 15, False),
     Figure("transforms", "full_build_s", "dbt Silver + Gold, 1 M transactions", " s", 180, False),
     Figure("transforms", "incremental_build_s", "dbt incremental, +10k", " s", 60, False),
-    Figure("serving", "feature_writer_keys_per_s", "feature writer Gold → Redis", " keys/s", 50_000),
-    Figure("serving", "predict_rps", "/predict, 32 connections, one process", " req/s", 2_000),
-    Figure("serving", "predict_p99_ms", "/predict p99", " ms", 15, False),
+    Figure("serving", "predict_rps", "/predict read + append, 32 connections, one process", " req/s", 2_000),
+    Figure("serving", "predict_p99_ms", "/predict p99 at 32 connections", " ms", 15, False),
+    Figure(
+        "serving", "open_loop_p99_ms", "/predict p99 at 1,000 req/s offered (open loop)", " ms", 10, False
+    ),
+    Figure("online_state", "applier_events_per_s", "online applier Kafka → Redis", " events/s", 20_000),
+    Figure(
+        "online_state", "kafka_to_state_p95_s", "Kafka → online state p95 at 2,000 events/s", " s", 5, False
+    ),
+    Figure("online_state", "state_bytes_per_card", "online state per card (30 days)", " B"),
+    Figure("online_state", "state_projected_gib_1m_cards", "online state, 1 M cards (projected)", " GiB"),
     Figure("serving", "predict_vs_trivial", "/predict vs /health req/s in the same run", "", 0.5),
 )
 

@@ -34,6 +34,7 @@ SECTIONS: Final[dict[str, str]] = {
     "streaming": "bench.streaming",
     "transforms": "bench.transforms",
     "serving": "bench.serving",
+    "online_state": "bench.online_state",
 }
 
 REPORT: Final = report_path("bench")

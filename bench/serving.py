@@ -1,18 +1,17 @@
 """``make bench BENCH=serving``: /predict throughput and latency beside the app's own ceiling.
 
-1. **feature_writer**: a synthetic snapshot (cards + terminals with random aggregates) written to
-   the real Redis under a throwaway namespace: keys/s end to end and for the Redis writes alone.
-2. **serving**: one ``python -m serving`` process (uvicorn, uvloop, httptools) on a free port with
-   the real Redis, Postgres prediction log and the MLflow champion: ``SERVING_MODEL_NAME@champion``
-   when the registry has one, else a small model trained here and registered as
-   ``fraud-detector-bench`` (reported in ``model_source``). Redis holds a snapshot of simulated
-   transactions; the request bodies are later transactions of the same cards and terminals.
-   vegeta (``vegeta attack -rate=0 -workers=32 -max-workers=32``: closed loop, 32 keep-alive
-   connections on loopback, built by ``make setup`` from the Go module proxy) alternates
-   ``GET /health`` (the trivial endpoint: same app, same middleware) and ``POST /predict`` twice,
-   so both see the same machine state; each figure is the mean of its two rounds, from
-   ``vegeta report -type=json``. The machine is shared: the load average and vegeta's own CPU time
-   are reported with the figures.
+One ``python -m serving`` process (uvicorn, uvloop, httptools) on a free port with the real Redis,
+Postgres prediction log and the MLflow champion: ``SERVING_MODEL_NAME@champion`` when the registry
+has one, else a small model trained here and registered as ``fraud-detector-bench`` (reported in
+``model_source``). The online state holds simulated history; the request bodies are later
+transactions of the same cards and terminals, each read and appended (what serving publishes goes
+to a throwaway topic). vegeta (``vegeta attack -rate=0 -workers=32 -max-workers=32``: closed loop,
+32 keep-alive connections on loopback, built by ``make setup`` from the Go module proxy) alternates
+``GET /health`` (the trivial endpoint: same app, same middleware) and ``POST /predict`` twice, so
+both see the same machine state; each figure is the mean of its two rounds, from ``vegeta report
+-type=json``. Then an open-loop run: ``-rate=1000/s`` offered whatever the answers' pace (p99 at a
+fixed load). The machine is shared: the load average and vegeta's own CPU time are reported with
+the figures.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
 import features
 from common.settings import ROOT, mlflow_settings, postgres_settings, redis_settings
@@ -42,6 +40,7 @@ log = logging.getLogger("bench.serving")
 
 BENCH_MODEL = "fraud-detector-bench"
 CONCURRENCY = 32
+OPEN_LOOP_RATE = 1000
 VEGETA: Final = ROOT / ".cache" / "bin" / "vegeta"
 
 
@@ -49,54 +48,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _synthetic_snapshot(n_cards: int, n_terminals: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    as_of_ms = int(time.time() * 1000)
-    cards = pd.DataFrame({"card_id": [f"bench-card-{i:08d}" for i in range(n_cards)], "as_of_ms": as_of_ms})
-    for name in features.CARD_AGGREGATE_COLUMNS:
-        if name.startswith("card_count"):
-            cards[name] = rng.integers(0, 200, n_cards)
-        elif name == "card_last_event_time_ms":
-            cards[name] = as_of_ms - rng.integers(1, 10**9, n_cards)
-        else:
-            cards[name] = np.round(rng.random(n_cards) * 1000, 2)
-    terms = [f"term-{i:06d}" for i in range(50)]
-    cards["card_recent_terminal_ids"] = [sorted(rng.choice(terms, 5, replace=False)) for _ in range(n_cards)]
-    cards["card_recent_device_ids"] = [[f"dev-{i}"] for i in range(n_cards)]
-    cards["card_recent_countries"] = [["FR", "GB"]] * n_cards
-    t = pd.DataFrame(
-        {"terminal_id": [f"bench-term-{i:07d}" for i in range(n_terminals)], "as_of_ms": as_of_ms}
-    )
-    for name in features.TERMINAL_AGGREGATE_COLUMNS:
-        t[name] = rng.integers(0, 500, n_terminals)
-    return cards, t
-
-
-def bench_feature_writer(quick: bool) -> dict[str, Any]:
-    import redis
-
-    from ml.feature_writer import write_frames
-    from ml.settings import FeatureWriterSettings
-
-    n_cards, n_terms = (50_000, 5_000) if quick else (300_000, 30_000)
-    cards, terms = _synthetic_snapshot(n_cards, n_terms)
-    ns = f"bench-fw-{os.getpid()}"
-    r = redis.Redis.from_url(redis_settings().redis_url)
-    try:
-        report = write_frames(cards, terms, client=r, settings=FeatureWriterSettings(), namespace=ns)
-    finally:
-        keys = list(r.scan_iter(match=f"{ns}:*", count=10_000))
-        for start in range(0, len(keys), 10_000):
-            r.unlink(*keys[start : start + 10_000])
-        r.close()
-    return {
-        "feature_writer_keys": report["keys_written"],
-        "feature_writer_keys_per_s": report["keys_per_s"],
-        "feature_writer_redis_keys_per_s": report["redis_write_keys_per_s"],
-        "feature_writer_s": report["duration_s"],
-    }
 
 
 def _ensure_model(tracking_uri: str) -> tuple[str, str, str]:
@@ -139,23 +90,25 @@ def _ensure_model(tracking_uri: str) -> tuple[str, str, str]:
 
 
 def _request_bodies(namespace: str, n: int) -> list[str]:
-    """Publish a snapshot of simulated history; bodies = later transactions of the same entities."""
+    """Seed the online state with simulated history up to a cut; bodies = ``n`` later transactions
+    of the same cards and terminals, each with an id of its own (so each request reads the card's
+    events and appends one: the real path), cycling through the later ones with shifted times."""
     from ml.data import validate_transactions
-    from ml.feature_writer import write_frames
-    from ml.pit import snapshot_frame
+    from ml.feature_writer import seed_frame
     from producer.simulator import SimulatorConfig, simulate
 
     sim = SimulatorConfig(seed=99, days=40, n_customers=2000, n_terminals=1000, n_online_merchants=50)
     history = validate_transactions(simulate(sim).to_pandas())
     cut = int(history["event_time_ms"].quantile(0.9))
-    cards, terms = snapshot_frame(history[history["event_time_ms"] < cut], features.from_epoch_ms(cut))
-    write_frames(cards, terms, as_of=features.from_epoch_ms(cut), namespace=namespace)
-    later = history[history["event_time_ms"] >= cut].head(n)
+    seed_frame(history[history["event_time_ms"] < cut], namespace=namespace)
+    later = history[history["event_time_ms"] >= cut].to_dict("records")
     bodies = []
-    for row in later.to_dict("records"):
+    for i in range(n):
+        row = later[i % len(later)]
+        lap = i // len(later)
         body = {
-            "transaction_id": row["transaction_id"],
-            "event_time": features.from_epoch_ms(int(row["event_time_ms"]))
+            "transaction_id": f"{row['transaction_id']}-{lap}",
+            "event_time": features.from_epoch_ms(int(row["event_time_ms"]) + lap)
             .isoformat()
             .replace("+00:00", "Z"),
             "card_id": row["card_id"],
@@ -199,18 +152,20 @@ def _targets(path: Path, url: str, key: str, bodies: list[str] | None) -> Path:
 
 
 def _attack(
-    port: int, path: str, seconds: float, bodies: list[str] | None, key: str, tmp: Path
+    port: int, path: str, seconds: float, bodies: list[str] | None, key: str, tmp: Path, rate: int = 0
 ) -> dict[str, Any]:
-    """One closed-loop vegeta run against ``path``: req/s, latency percentiles, status codes."""
+    """One vegeta run against ``path``: closed loop (``rate`` 0: 32 workers as fast as they can) or
+    open loop (``rate`` requests/s offered whatever the answers' pace): req/s, latency, statuses."""
     if not VEGETA.exists():
         raise FileNotFoundError(f"{VEGETA} is missing: run 'make setup'")
     name = path.strip("/").replace("/", "_") or "root"
     targets = _targets(tmp / f"{name}.targets", f"http://127.0.0.1:{port}{path}", key, bodies)
     results = tmp / f"{name}.bin"
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    attack = [str(VEGETA), "attack", "-format=json", f"-targets={targets}", "-rate=0",
-              f"-workers={CONCURRENCY}", f"-max-workers={CONCURRENCY}", f"-duration={seconds}s",
-              "-timeout=10s", f"-output={results}"]  # fmt: skip
+    workers = [f"-workers={CONCURRENCY}", f"-max-workers={CONCURRENCY}"] if rate == 0 else ["-workers=64"]
+    pace = f"-rate={rate}/s" if rate else "-rate=0"
+    attack = [str(VEGETA), "attack", "-format=json", f"-targets={targets}", pace, *workers,
+              f"-duration={seconds}s", "-timeout=10s", f"-output={results}"]  # fmt: skip
     subprocess.run(attack, check=True, timeout=seconds + 60)
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
@@ -252,15 +207,24 @@ def _by_label(text: str, metric: str, label: str) -> dict[str, float]:
 def run(quick: bool = False) -> dict[str, Any]:
     import psutil
     import redis
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from common.schema_registry import SchemaRegistry
+    from common.settings import kafka_settings
+    from contracts.avro import subject_for
 
     out: dict[str, Any] = {"concurrency": CONCURRENCY, "load_average_before": os.getloadavg()}
-    out.update(bench_feature_writer(quick))
     tracking_uri = mlflow_settings().mlflow_tracking_uri
     model_name, version, source = _ensure_model(tracking_uri)
     out.update({"model_name": model_name, "model_version": version, "model_source": source})
     namespace = f"bench-serving-{os.getpid()}"
     table = f"bench_prediction_log_{os.getpid()}"
-    bodies = _request_bodies(namespace, 2000)
+    bodies = _request_bodies(namespace, 60_000 if not quick else 15_000)
+    k = kafka_settings()
+    topic = f"bench-serving-{os.getpid()}.raw"  # what serving publishes, kept out of the platform's topic
+    admin = AdminClient({"bootstrap.servers": k.kafka_bootstrap_servers})
+    for fut in admin.create_topics([NewTopic(topic, 6, 1)]).values():
+        fut.result(timeout=30)
     port = _free_port()
     key = "bench-key"
     env = {
@@ -272,6 +236,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "SERVING_FEATURE_NAMESPACE": namespace,
         "SERVING_PREDICTION_LOG_TABLE": table,
         "SERVING_API_KEYS": key,
+        "SERVING_PUBLISH_TOPIC": topic,
         "LOG_LEVEL": "WARNING",
     }
     seconds = 3.0 if quick else 10.0
@@ -295,6 +260,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         _attack(port, path, seconds, bodies if path == "/predict" else None, key, tmp)
                     )
                     cpu[path] += sum(proc.cpu_times()[:2]) - c0
+            open_loop = _attack(port, "/predict", seconds, bodies, key, tmp, rate=OPEN_LOOP_RATE)
             _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
             text = metrics.decode()
         finally:
@@ -319,6 +285,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             "trivial_p99_ms": mean("/health", "p99_ms"),
             "predict_vs_trivial": round(mean("/predict", "rps") / max(mean("/health", "rps"), 1e-9), 3),
             "predict_non_2xx": sum(r["non_2xx"] for r in rounds["/predict"]),
+            "open_loop_rate_per_s": OPEN_LOOP_RATE,
+            "open_loop_achieved_rps": open_loop["rps"],
+            "open_loop_p50_ms": open_loop["p50_ms"],
+            "open_loop_p99_ms": open_loop["p99_ms"],
+            "open_loop_non_2xx": open_loop["non_2xx"],
+            "published": _by_label(text, "fraud_api_published_total", "outcome"),
+            "unique_request_bodies": len(bodies),
             "rounds": rounds,
             "server_cpu_ms_per_request": {p: round(1000 * cpu[p] / max(requests[p], 1), 3) for p in rounds},
             "feature_sources": _by_label(text, "fraud_api_predictions_total", "feature_source"),
@@ -341,6 +314,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "cpus": os.cpu_count(),
         }
     )
+    for fut in admin.delete_topics([topic]).values():
+        fut.result(timeout=30)
+    SchemaRegistry(k.schema_registry_url).delete_subject(subject_for(topic))
     r = redis.Redis.from_url(redis_settings().redis_url)
     keys = list(r.scan_iter(match=f"{namespace}:*", count=10_000))
     for start in range(0, len(keys), 10_000):

@@ -225,13 +225,16 @@ def serve(trained: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         for i in range(8):
             burst.append(client.post("/predict", json={
                 "transaction_id": f"demo-{int(now.timestamp())}-burst-{i}",
-                "event_time": (now + timedelta(seconds=20 * i)).isoformat(), "card_id": "card-demo-testing",
-                "terminal_id": "web-demo", "amount": "1.00" if i < 7 else "950.00", "currency": "EUR",
+                "event_time": (now + timedelta(seconds=20 * i)).isoformat(), "card_id": card,
+                "terminal_id": f"web-demo-{int(now.timestamp())}", "amount": "1.00" if i < 7 else "950.00",
+                "currency": "EUR",
                 "channel": "online", "mcc": "5816", "device_id": "dev-demo-new",
             }).json())  # fmt: skip
         results["card_testing_burst_last"] = burst[-1]
+        burst_p = [round(b["fraud_probability"], 4) for b in burst]
     return {
         "model": {k: model.get(k) for k in ("name", "version", "family", "feature_set_version")},
+        "card_testing_burst_probabilities": burst_p,
         **{
             name: {k: r.get(k) for k in ("fraud_probability", "decision", "feature_source", "latency_ms")}
             for name, r in results.items()
@@ -313,9 +316,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"({t['reason']}), @champion v{t['champion_version']}; {metrics}",
     )
     fw = st["features"]
-    table.add_row("features", f"{fw['namespace']} v{fw['version']}: {fw['cards']:,} cards + "
-                  f"{fw['terminals']:,} terminals in {fw['duration_s']}s, "
-                  f"snapshot lag {fw['snapshot_lag_s']:.0f}s")  # fmt: skip
+    table.add_row("features", f"online state {fw['namespace']}: {fw['transactions']:,} Gold transactions "
+                  f"merged ({fw['transactions_new']:,} new: the online applier had the rest from Kafka), "
+                  f"{fw['fraud_labels_applied']:,} fraud labels, in {fw['duration_s']}s")  # fmt: skip
     sv = st["serve"]
 
     def scored(r: dict[str, Any]) -> str:

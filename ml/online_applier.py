@@ -126,9 +126,15 @@ class Applier:
     """Decodes records and applies them to Redis (shared by the service and :func:`replay`)."""
 
     def __init__(
-        self, client: redis.Redis, layout: OnlineLayout, decoder: WireDecoder, metrics: ApplierMetrics
+        self,
+        client: redis.Redis,
+        layout: OnlineLayout,
+        decoder: WireDecoder,
+        metrics: ApplierMetrics,
+        delays: list[float] | None = None,
     ) -> None:
         self.client = client
+        self.delays = delays  # each transaction's Kafka → state delay, when a caller wants them all
         self.layout = layout
         self.decoder = decoder
         self.metrics = metrics
@@ -196,6 +202,8 @@ class Applier:
             hist = m.delay.labels(source)
             for ts in stamps:
                 hist.observe(max(0.0, now - ts))
+            if self.delays is not None and source == "kafka":
+                self.delays.extend(max(0.0, now - ts) for ts in stamps)
 
 
 def _redis(url: str | None = None) -> redis.Redis:
@@ -240,6 +248,7 @@ def run(
     namespace: str | None = None,
     redis_url: str | None = None,
     metrics: ApplierMetrics | None = None,
+    delays: list[float] | None = None,
 ) -> None:
     """The service: consume, apply, commit, until SIGTERM/SIGINT. A caller running it in a thread
     passes ``stop`` (no signal handlers then) and ``metrics`` (no metrics server then)."""
@@ -260,6 +269,7 @@ def run(
         OnlineLayout(namespace or redis_settings().feature_namespace),
         WireDecoder(SchemaRegistry(k.schema_registry_url, 10.0, outage_retries=1_000_000)),
         metrics,
+        delays,
     )
     consumer = _consumer(s.group_id, s)
     subscribed = list(topics or (k.kafka_topic_raw, k.kafka_topic_labels))
