@@ -12,10 +12,11 @@ defaults: docs/design/features.md; each feature's meaning: :data:`FEATURE_DOCS`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Final, Self
+from typing import Any, Final, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -174,10 +175,10 @@ class TerminalFeatures(_Snapshot):
     terminal_count_fraud_90d: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CardEvent:
+class CardEvent(NamedTuple):
     """One transaction of a card as the online state keeps it: the inputs of the card aggregates
-    (amount in integer cents, as :mod:`ml.pit` sums it, so windowed sums are exact)."""
+    (amount in integer cents, as :mod:`ml.pit` sums it, so windowed sums are exact). A plain
+    sequence in this field order (the state's JSON array) is read the same way."""
 
     transaction_id: str
     event_ms: int
@@ -194,34 +195,52 @@ def amount_cents(amount: float) -> int:
     return round(float(amount) * 100.0)
 
 
+_CARD_WINDOW_ITEMS: Final = tuple(CARD_WINDOWS.items())
+
+
 def card_features_from_events(
-    card_id: str, as_of: datetime | int, events: Sequence[CardEvent]
+    card_id: str, as_of: datetime | int, events: Iterable[Sequence[Any]], *, in_time_order: bool = False
 ) -> CardFeatures:
-    """CardFeatures of a card as of ``as_of`` from its events (any order; those at or after
-    ``as_of`` are ignored): the definition :mod:`ml.pit` computes vectorised, for one card."""
+    """CardFeatures of a card as of ``as_of`` from its events (:class:`CardEvent` or sequences in
+    its field order, any order; those at or after ``as_of`` are ignored): the definition
+    :mod:`ml.pit` computes vectorised, for one card. Serving runs it per request, hence the
+    builtins (sorted, bisect, sum) rather than a loop per window; ``in_time_order`` says the events
+    come sorted by time already (the state's reads), which saves the sort."""
     t = to_epoch_ms(as_of)
-    prior = [e for e in events if e.event_ms < t]
+    ev = [e for e in events if e[1] < t]
+    if not in_time_order:
+        ev.sort(key=_event_ms)
+    ms = [e[1] for e in ev]
+    cents = [e[2] for e in ev]
     snap = CardFeatures(card_id=card_id, as_of=from_epoch_ms(t))
-    for w, length in CARD_WINDOWS.items():
-        start = t - length
-        cents = [e.cents for e in prior if e.event_ms >= start]
-        setattr(snap, f"card_count_txn_{w}", len(cents))
-        setattr(snap, f"card_sum_amount_{w}", sum(cents) / 100.0)
-    recent = [e for e in prior if e.event_ms >= t - RECENT_WINDOW_MS]
-    snap.card_sum_amount_sq_30d = sum(e.cents * e.cents for e in recent) / 10_000.0
-    geo = [e for e in recent if e.latitude is not None and e.longitude is not None]
+    for w, length in _CARD_WINDOW_ITEMS:
+        first = bisect_left(ms, t - length)
+        setattr(snap, f"card_count_txn_{w}", len(ms) - first)
+        setattr(snap, f"card_sum_amount_{w}", sum(cents[first:]) / 100.0)
+    first = bisect_left(ms, t - RECENT_WINDOW_MS)
+    recent = ev[first:]
+    snap.card_sum_amount_sq_30d = sum(c * c for c in cents[first:]) / 10_000.0
+    geo = [e for e in recent if e[4] is not None and e[5] is not None]
     snap.card_count_geo_30d = len(geo)
-    snap.card_sum_latitude_30d = math.fsum(e.latitude for e in geo if e.latitude is not None)
-    snap.card_sum_longitude_30d = math.fsum(e.longitude for e in geo if e.longitude is not None)
-    if prior:
-        last = max(prior, key=lambda e: (e.event_ms, e.transaction_id))
-        snap.card_last_event_time = from_epoch_ms(last.event_ms)
-        snap.card_last_latitude = last.latitude
-        snap.card_last_longitude = last.longitude
-    snap.card_recent_terminal_ids = tuple(sorted({e.terminal_id for e in recent}))
-    snap.card_recent_device_ids = tuple(sorted({e.device_id for e in recent if e.device_id is not None}))
-    snap.card_recent_countries = tuple(sorted({e.country for e in recent if e.country is not None}))
+    snap.card_sum_latitude_30d = math.fsum(e[4] for e in geo)
+    snap.card_sum_longitude_30d = math.fsum(e[5] for e in geo)
+    if ev:
+        last = max((e for e in ev if e[1] == ms[-1]), key=_event_id)  # ties: the greatest id
+        snap.card_last_event_time = from_epoch_ms(last[1])
+        snap.card_last_latitude = last[4]
+        snap.card_last_longitude = last[5]
+    snap.card_recent_terminal_ids = tuple(sorted({e[3] for e in recent}))
+    snap.card_recent_device_ids = tuple(sorted({e[6] for e in recent if e[6] is not None}))
+    snap.card_recent_countries = tuple(sorted({e[7] for e in recent if e[7] is not None}))
     return snap
+
+
+def _event_ms(e: Sequence[Any]) -> int:
+    return int(e[1])
+
+
+def _event_id(e: Sequence[Any]) -> str:
+    return str(e[0])
 
 
 #: Numeric card aggregate columns (the training frame and Gold carry exactly these): the

@@ -10,9 +10,9 @@ idempotent by ``transaction_id``, nothing newer is ever overwritten).
 Keys of namespace ``<ns>`` (``FEATURE_NAMESPACE``); ``{...}`` is a Redis Cluster hash tag, so the keys of
 one card (and of one terminal) live on one shard::
 
-    <ns>:{c:<card_id>}:ev      hash   transaction_id -> JSON event
-                                      [id, ms, cents, terminal, lat, lon, device, country]
-    <ns>:{c:<card_id>}:t       zset   transaction_id by event time (ms)
+    <ns>:{c:<card_id>}:ev      hash   transaction_id -> "<event ms>:<terminal_id>" (appended once)
+    <ns>:{c:<card_id>}:t       zset   JSON events [id, ms, cents, terminal, lat, lon, device, country]
+                                      by event time (ms): a read returns them without a lookup
     <ns>:{c:<card_id>}:lbl     hash   transaction_id -> label time (ms) of a label that came
                                       before its transaction
     <ns>:{t:<terminal_id>}:t   zset   transaction_id by event time (ms)
@@ -38,8 +38,8 @@ MS_PER_DAY: Final = 86_400_000
 RETENTION_MS: Final = 91 * MS_PER_DAY
 #: Keys of one transaction in :data:`APPLY_SCRIPT`, in this order.
 KEYS_PER_TXN: Final = 6
-#: Arguments of one transaction in :data:`APPLY_SCRIPT`: id, event ms, event JSON, mode.
-ARGS_PER_TXN: Final = 4
+#: Arguments of one transaction in :data:`APPLY_SCRIPT`: id, event ms, event JSON, reference, mode.
+ARGS_PER_TXN: Final = 5
 #: Leading arguments of :data:`APPLY_SCRIPT`: card window, retention, 3 terminal windows.
 HEADER_ARGS: Final = 5
 MODE_READ: Final = "r"
@@ -52,10 +52,13 @@ local function del_fields(key, ids)
     redis.call('HDEL', key, unpack(ids, i, math.min(i + 999, #ids)))
   end
 end
-local function trim(zkey, hkey, floor)
+local function trim(zkey, hkey, floor, members_are_events)
   local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', '(' .. floor)
   if #old > 0 then
-    if hkey then del_fields(hkey, old) end
+    if members_are_events then
+      for j = 1, #old do old[j] = cjson.decode(old[j])[1] end
+    end
+    del_fields(hkey, old)
     redis.call('ZREMRANGEBYSCORE', zkey, '-inf', '(' .. floor)
   end
 end
@@ -67,8 +70,10 @@ end
 
 #: Read and/or append N transactions in order. KEYS: 6 per transaction (card ev, card t, card lbl,
 #: terminal t, terminal f, terminal k); ARGV: card window ms, retention ms, terminal windows 7d/30d/90d
-#: ms, then 4 per transaction (id, event ms, event JSON, mode r|a|ra). Returns per transaction
-#: {events or {}, txn7, txn30, txn90, fraud7, fraud30, fraud90, new (1 = appended now)}.
+#: ms, then 5 per transaction (id, event ms, event JSON, "<ms>:<terminal_id>", mode r|a|ra). Returns
+#: per transaction
+#: {JSON array of the card's events in the read window, txn7, txn30, txn90, fraud7, fraud30, fraud90,
+#: new (1 = appended now)}: one string for the events, so the client parses one value, not one each.
 APPLY_SCRIPT: Final = (
     _LUA_COMMON
     + """
@@ -77,17 +82,17 @@ local retention = tonumber(ARGV[2])
 local tw = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
 local ttl = retention
 local out = {}
-local n = (#ARGV - 5) / 4
+local n = (#ARGV - 5) / 5
 for i = 0, n - 1 do
-  local a = 5 + i * 4
-  local txn, ms, ev, mode = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
+  local a = 5 + i * 5
+  local txn, ms, ev, ref, mode = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local k = i * 6
   local ch, cz, cl, tz, tf, tk = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6]
-  local reply = {{}, 0, 0, 0, 0, 0, 0, 0}
+  local reply = {'[]', 0, 0, 0, 0, 0, 0, 0}
   if mode ~= 'a' then
     local before = '(' .. ms
-    local ids = redis.call('ZRANGEBYSCORE', cz, ms - card_window, before)
-    if #ids > 0 then reply[1] = redis.call('HMGET', ch, unpack(ids)) end
+    local evs = redis.call('ZRANGEBYSCORE', cz, ms - card_window, before)
+    if #evs > 0 then reply[1] = '[' .. table.concat(evs, ',') .. ']' end
     for w = 1, 3 do reply[1 + w] = redis.call('ZCOUNT', tz, ms - tw[w], before) end
     local f = redis.call('ZRANGEBYSCORE', tf, ms - tw[3], before, 'WITHSCORES')
     if #f > 0 then
@@ -105,9 +110,9 @@ for i = 0, n - 1 do
       end
     end
   end
-  if mode ~= 'r' and redis.call('HSETNX', ch, txn, ev) == 1 then
+  if mode ~= 'r' and redis.call('HSETNX', ch, txn, ref) == 1 then
     reply[8] = 1
-    redis.call('ZADD', cz, ms, txn)
+    redis.call('ZADD', cz, ms, ev)
     redis.call('ZADD', tz, 'NX', ms, txn)
     local label = redis.call('HGET', cl, txn)
     if label then
@@ -117,10 +122,10 @@ for i = 0, n - 1 do
       redis.call('PEXPIRE', tf, ttl)
       redis.call('PEXPIRE', tk, ttl)
     end
-    trim(cz, ch, newest(cz) - retention)
+    trim(cz, ch, newest(cz) - retention, true)
     local term_floor = newest(tz) - retention
     redis.call('ZREMRANGEBYSCORE', tz, '-inf', '(' .. term_floor)
-    trim(tf, tk, term_floor)
+    trim(tf, tk, term_floor, false)
     redis.call('PEXPIRE', ch, ttl)
     redis.call('PEXPIRE', cz, ttl)
     redis.call('PEXPIRE', tz, ttl)
@@ -132,8 +137,8 @@ return out
 )
 
 #: Labels of N transactions, card part. KEYS: 2 per label (card ev, card lbl); ARGV: retention ms,
-#: then 2 per label (id, label ms). Returns per label the transaction's event JSON, or false when
-#: the transaction is not known yet: the label then waits in ``lbl`` for the append that brings it.
+#: then 2 per label (id, label ms). Returns per label the transaction's "<ms>:<terminal_id>", or
+#: false when it is not known yet: the label then waits in ``lbl`` for the append that brings it.
 LABEL_SCRIPT: Final = """
 local ttl = tonumber(ARGV[1])
 local out = {}

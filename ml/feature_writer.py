@@ -33,7 +33,7 @@ import features
 from common.settings import redis_settings
 from contracts.online_store import RETENTION_MS, OnlineLayout
 from ml.data import DEFAULT_LABEL_DELAY
-from ml.online_state import Label, apply_events, apply_labels
+from ml.online_state import Label, append_events, apply_labels
 from ml.settings import FeatureWriterSettings, get_settings
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,11 @@ class _Totals:
         if frame.empty:
             return
         frame = frame.sort_values(["event_time_ms", "transaction_id"], kind="stable")
-        applied = apply_events(client, layout, _transactions(frame))
+        txns = _transactions(frame)
+        new = append_events(client, layout, txns)
         done, waiting = apply_labels(client, layout, labels_of(frame))
-        self.rows += len(applied)
-        self.new += sum(a.new for a in applied)
+        self.rows += len(txns)
+        self.new += new
         self.labels += done
         self.waiting += waiting
         newest = int(frame["event_time_ms"].max())
@@ -148,6 +149,21 @@ def seed_batches(
         layout.namespace, source, totals.rows, totals.new, totals.labels, duration, report["rows_per_s"] or 0,
     )  # fmt: skip
     return report
+
+
+def drop_legacy_snapshots(client: redis.Redis, namespace: str) -> int:
+    """Remove the versioned snapshots an earlier release published (``<ns>:current``, ``<ns>:v<id>:*``
+    and their bookkeeping): serving no longer reads them. Returns the number of keys removed."""
+    keys = [f"{namespace}:{k}" for k in ("current", "versions", "version_seq", "lock")]
+    keys += [k for k in client.scan_iter(match=f"{namespace}:v[0-9]*", count=10_000)]
+    removed = 0
+    for start_i in range(0, len(keys), 10_000):
+        removed += int(client.unlink(*keys[start_i : start_i + 10_000]))
+    if removed:
+        log.info(
+            "removed %d keys of the versioned snapshots of an earlier release from %s", removed, namespace
+        )
+    return removed
 
 
 @contextmanager
@@ -221,6 +237,7 @@ def write_online_features(
         "label_time_ms",
     ]
     with _redis(client) as r:
+        drop_legacy_snapshots(r, namespace or redis_settings().feature_namespace)
         return seed_batches(
             r, batches(query, names, s.batch_size), namespace=namespace, source=f"trino:{source}"
         )

@@ -44,7 +44,7 @@ from common.schema_registry import SchemaRegistry
 from common.settings import kafka_settings, redis_settings
 from contracts.online_store import OnlineLayout
 from contracts.wire import WireFormatError
-from ml.online_state import Label, apply_events, apply_labels
+from ml.online_state import Label, append_events, apply_labels
 from ml.settings import ApplierSettings, applier_settings
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,9 @@ class Applier:
         """Transactions, then labels (a label in the same batch finds its transaction)."""
         m = self.metrics
         if batch.txns:
-            applied = apply_events(self.client, self.layout, batch.txns)
-            new = sum(a.new for a in applied)
+            new = append_events(self.client, self.layout, batch.txns)
             m.events.labels("kafka", "new").inc(new)
-            m.events.labels("kafka", "known").inc(len(applied) - new)
+            m.events.labels("kafka", "known").inc(len(batch.txns) - new)
         if batch.labels:
             done, waiting = apply_labels(self.client, self.layout, batch.labels)
             m.events.labels("labels", "new").inc(done)

@@ -68,8 +68,14 @@ def event_json(txn: features.Transaction) -> bytes:
 
 
 def parse_event(raw: bytes | str) -> features.CardEvent:
-    tid, ms, cents, terminal, lat, lon, device, country = orjson.loads(raw)
-    return features.CardEvent(tid, int(ms), int(cents), terminal, lat, lon, device, country)
+    return features.CardEvent(*orjson.loads(raw))
+
+
+def parse_ref(raw: bytes | str) -> tuple[int, str]:
+    """(event ms, terminal id) of a card's ``"<ms>:<terminal_id>"`` reference to a transaction."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, terminal_id = text.split(":", 1)
+    return int(ms), terminal_id
 
 
 def apply_call(
@@ -80,7 +86,8 @@ def apply_call(
     args: list[Any] = list(WINDOW_ARGS)
     for t in txns:
         keys.extend(layout.keys(t.card_id, t.terminal_id))
-        args.extend((t.transaction_id, features.to_epoch_ms(t.event_time), event_json(t), mode))
+        ms = features.to_epoch_ms(t.event_time)
+        args.extend((t.transaction_id, ms, event_json(t), f"{ms}:{t.terminal_id}", mode))
     return keys, args
 
 
@@ -101,9 +108,9 @@ def decode(txns: Sequence[features.Transaction], reply: Sequence[Any]) -> list[A
         as_of = t.event_time
         card: features.CardFeatures | None
         try:
-            events = [parse_event(e) for e in events_raw if e]
-            card = features.card_features_from_events(t.card_id, as_of, events)
-        except (ValueError, TypeError):
+            events = orjson.loads(events_raw)  # the script reads them in time order
+            card = features.card_features_from_events(t.card_id, as_of, events, in_time_order=True)
+        except (ValueError, TypeError, IndexError):
             log.warning("unreadable online events of card %r: using learnt defaults", t.card_id)
             card = None
         terminal = features.TerminalFeatures(
@@ -135,6 +142,17 @@ def apply_events(
     return out
 
 
+def append_events(client: redis.Redis, layout: OnlineLayout, txns: Sequence[features.Transaction]) -> int:
+    """Append ``txns`` (the applier, the seed): nothing is read, nothing decoded. Returns how many
+    were new to the state (the others were known: idempotent by transaction id)."""
+    script = client.register_script(APPLY_SCRIPT)
+    new = 0
+    for chunk in _chunks(txns, APPLY_CHUNK):
+        keys, args = apply_call(layout, chunk, MODE_APPEND)
+        new += sum(int(r[7]) for r in script(keys=keys, args=args))
+    return new
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     """A fraud label: the transaction and its card (the label's key), when it became known."""
@@ -164,10 +182,10 @@ def apply_labels(client: redis.Redis, layout: OnlineLayout, labels: Sequence[Lab
             if not raw:
                 waiting += 1
                 continue
-            event = parse_event(raw)
-            _tz, tf, tk = layout.terminal(event.terminal_id)
+            event_ms, terminal_id = parse_ref(raw)
+            _tz, tf, tk = layout.terminal(terminal_id)
             f_keys.extend((tf, tk))
-            f_args.extend((lb.transaction_id, event.event_ms, max(lb.label_ms, event.event_ms)))
+            f_args.extend((lb.transaction_id, event_ms, max(lb.label_ms, event_ms)))
             applied += 1
         if f_keys:
             fraud_script(keys=f_keys, args=f_args)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -295,9 +295,9 @@ def card_events(history: pd.DataFrame, card_id: str) -> list[features.CardEvent]
     )
     out = []
     for tid, ms, amount, term, lat, lon, dev, ctry in zip(*(rows[c] for c in columns), strict=True):
-        event = features.CardEvent(str(tid), int(ms), features.amount_cents(amount), str(term))
+        cents = features.amount_cents(amount)
         out.append(
-            replace(event, latitude=opt(lat), longitude=opt(lon), device_id=opt(dev), country=opt(ctry))
+            features.CardEvent(str(tid), int(ms), cents, str(term), opt(lat), opt(lon), opt(dev), opt(ctry))
         )
     return out
 

@@ -6,7 +6,7 @@ Every 15 minutes (and on demand): Bronze → Silver → Gold → Redis.
 1. `wait_for_fresh_bronze` — `dbt source freshness` on the Bronze tables until they are fresh.
 2. `build_silver` — `dbt build` of the staging and intermediate models (with their tests).
 3. `build_gold` — `dbt build` of the marts: training features, card/terminal snapshots, metrics, risk.
-4. `write_online_features` — the card and terminal snapshots into Redis (ml.feature_writer).
+4. `write_online_features` — Gold's transactions merged into the Redis online state (ml.feature_writer).
 5. Once a day (the run in the 02:00 UTC slot), `maintain_bronze` makes sure Bronze was compacted
    and vacuumed in the last 24 h (by the streaming service, or else here).
 

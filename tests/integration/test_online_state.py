@@ -25,7 +25,7 @@ from ml.feature_writer import (
     seed_frame,
     write_online_features,
 )
-from ml.online_state import Label, apply_events, apply_labels, state_bytes
+from ml.online_state import Label, apply_events, apply_labels, parse_event, state_bytes
 from ml.pit import build_feature_frame, feature_matrix, transaction_from_row
 from producer.simulator import SimulatorConfig, simulate
 from serving.vectors import batch_vectors
@@ -133,7 +133,9 @@ def test_retention_trims_and_expires(client: tuple[redis.Redis, OnlineLayout]) -
     apply_events(r, layout, [old, new])
     ev, zt, _ = layout.card("card-t")
     tz, _, _ = layout.terminal("term-t")
-    assert r.hkeys(ev) == [b"new"] and r.zrange(zt, 0, -1) == [b"new"] and r.zrange(tz, 0, -1) == [b"new"]
+    assert r.hkeys(ev) == [b"new"] and r.zrange(tz, 0, -1) == [b"new"]
+    (kept,) = r.zrange(zt, 0, -1)
+    assert parse_event(kept).transaction_id == "new"
     assert 0 < r.pttl(ev) <= RETENTION_MS
     lb = Label("new", "card-t", t0 + RETENTION_MS + 10)
     assert apply_labels(r, layout, [lb]) == (1, 0)
@@ -219,3 +221,20 @@ def test_seed_from_gold_through_trino(
     card_cols = [i for i, n in enumerate(features.FEATURE_NAMES) if features.FEATURE_GROUPS[n] == "card"]
     got = batch_vectors(txns, [a.card for a in applied], [a.terminal for a in applied])
     assert np.allclose(got[:, card_cols], feature_matrix(sub)[:, card_cols], rtol=1e-9, atol=1e-9)
+
+
+def test_the_versioned_snapshots_of_an_earlier_release_are_removed(
+    client: tuple[redis.Redis, OnlineLayout],
+) -> None:
+    from ml.feature_writer import drop_legacy_snapshots
+
+    r, layout = client
+    ns = layout.namespace
+    legacy = [f"{ns}:current", f"{ns}:versions", f"{ns}:v7:card:c1", f"{ns}:v7:meta", f"{ns}:v12:terminal:t"]
+    for key in legacy:
+        r.set(key, "x")
+    apply_events(r, layout, [features.Transaction("t1", features.from_epoch_ms(10**12), "c1", "t", 1.0)])
+    kept = sorted(r.scan_iter(match=layout.pattern()))
+    assert drop_legacy_snapshots(r, ns) == len(legacy)
+    assert sorted(r.scan_iter(match=layout.pattern())) == [k for k in kept if k.decode() not in legacy]
+    assert r.exists(*layout.card("c1")[:2]) == 2

@@ -68,7 +68,7 @@ class FakeStore:
     """In-memory stand-in for OnlineStore: the script's reply from fixed events, or 'down'."""
 
     def __init__(self) -> None:
-        self.events = {"card-1": [_event_json(e) for e in EVENTS if e.event_ms < _T]}
+        self.events = {"card-1": b"[" + b",".join(_event_json(e) for e in EVENTS if e.event_ms < _T) + b"]"}
         self.terminals = {"term-1": TERMINAL_REPLY}
         self.seen: set[str] = set()
         self.down = False
@@ -82,7 +82,7 @@ class FakeStore:
             return FetchResult(txns, None, None, "error")
         reply: list[Any] = []
         for t in txns:
-            events = [b"not json"] if self.garbled else self.events.get(t.card_id, [])
+            events = b"not json" if self.garbled else self.events.get(t.card_id, b"[]")
             new = t.transaction_id not in self.seen
             self.seen.add(t.transaction_id)
             reply.append([events, *self.terminals.get(t.terminal_id, [0] * 6), int(new)])
