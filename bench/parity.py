@@ -45,7 +45,7 @@ from serving.settings import get_settings as serving_settings
 
 log = logging.getLogger("bench.parity")
 TOLERANCE = 1e-9
-_ID_COLUMNS = ("card_id", "customer_id", "terminal_id", "device_id")
+_ID_COLUMNS = ("transaction_id", "card_id", "customer_id", "terminal_id", "device_id")
 
 
 def simulated(days: int, customers: int, seed: int, label_delay_days: float) -> pd.DataFrame:
