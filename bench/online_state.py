@@ -2,9 +2,10 @@
 
 1. **seed** — ``ml.feature_writer.seed_frame`` of a simulated history (what the Airflow task does
    from Gold) into a throwaway namespace: rows/s.
-2. **size** — ``MEMORY USAGE`` of the seeded keys: bytes per card (its events hash, time index
-   and waiting labels) and per terminal, projected to 1 M cards (Redis Cluster is the scale-out
-   path: every key of a card carries the card's hash tag).
+2. **size** — ``MEMORY USAGE`` of the seeded keys: bytes per card (its events, its transaction
+   index and waiting labels) and per terminal, per transaction, and projected to 1 M cards over the
+   history simulated and over the full retention (91 days) at the same pace (Redis Cluster is the
+   scale-out path: every key of a card carries the card's hash tag).
 3. **applier throughput** — a backlog of transactions produced to a throwaway topic (the producer
    pipeline), then ``ml.online_applier.run`` started on it: decoded and applied events/s.
 4. **Kafka → state latency** — with the applier running, transactions produced at a fixed rate:
@@ -27,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from common.schema_registry import SchemaRegistry
 from common.settings import kafka_settings, redis_settings
 from contracts.avro import subject_for
-from contracts.online_store import OnlineLayout
+from contracts.online_store import RETENTION_MS, OnlineLayout
 from ml import online_applier
 from ml.data import validate_transactions
 from ml.feature_writer import seed_frame
@@ -83,8 +84,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         out["seed_rows_per_s"] = seeded["rows_per_s"]
         size = state_bytes(r, layout)
         out.update({f"state_{k}": v for k, v in size.items()})
-        out["state_days_of_history"] = 30
-        out["state_mean_transactions_per_card"] = round(len(history) / history["card_id"].nunique(), 1)
+        per_card = len(history) / history["card_id"].nunique()
+        out["state_days_of_history"] = sim.days
+        out["state_mean_transactions_per_card"] = round(per_card, 1)
+        out["state_bytes_per_transaction"] = round(size["bytes_per_card"] / per_card, 1)
+        # a card keeps RETENTION_MS of events: at this card's pace, the 1 M cards of a full retention
+        per_card_retained = per_card / sim.days * RETENTION_MS / 86_400_000
+        out["state_projected_gib_1m_cards_full_retention"] = round(
+            size["bytes_per_card"] / per_card * per_card_retained * 1_000_000 / 2**30, 2
+        )
     finally:
         _drop(r, layout)
 

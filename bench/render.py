@@ -68,7 +68,12 @@ HEADLINE: Final[tuple[Figure, ...]] = (
         "online_state", "kafka_to_state_p95_s", "Kafka → online state p95 at 2,000 events/s", " s", 5, False
     ),
     Figure("online_state", "state_bytes_per_card", "online state per card (30 days)", " B"),
-    Figure("online_state", "state_projected_gib_1m_cards", "online state, 1 M cards (projected)", " GiB"),
+    Figure(
+        "online_state",
+        "state_projected_gib_1m_cards_full_retention",
+        "online state, 1 M cards, 91 days (projected)",
+        " GiB",
+    ),
     Figure("serving", "predict_vs_trivial", "/predict vs /health req/s in the same run", "", 0.5),
 )
 

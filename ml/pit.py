@@ -283,16 +283,8 @@ def card_events(history: pd.DataFrame, card_id: str) -> list[features.CardEvent]
     def opt(v: Any) -> Any:
         return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
-    columns = (
-        "transaction_id",
-        "event_time_ms",
-        "amount",
-        "terminal_id",
-        "latitude",
-        "longitude",
-        "device_id",
-        "country",
-    )
+    columns = ("transaction_id", "event_time_ms", "amount", "terminal_id", "latitude", "longitude",
+               "device_id", "country")  # fmt: skip
     out = []
     for tid, ms, amount, term, lat, lon, dev, ctry in zip(*(rows[c] for c in columns), strict=True):
         cents = features.amount_cents(amount)

@@ -1,7 +1,7 @@
 """The serving API on the real Redis, MLflow registry and Postgres prediction log.
 
 * online/offline parity: the vector /predict used (read back from the prediction log) equals the
-  training row's vector when Redis holds the snapshot as of that transaction's time;
+  training row's vector (the online state holds the history; each request reads before its time);
 * the circuit breaker: a throwaway redis-server killed (and frozen) mid-load → no failed request,
   breaker open, fallbacks counted; Redis back → breaker closed, features online again;
 * champion swap under load: the alias moves from v1 to v2 while requests flow, none fails;
@@ -11,166 +11,33 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import kafka_support
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 import redis
-from mlflow import MlflowClient
-
-import features
-from common.settings import mlflow_settings, postgres_settings, redis_settings
-from contracts.online_store import MODE_READ, OnlineLayout
-from ml import online_applier
-from ml.data import validate_transactions
-from ml.feature_writer import seed_frame
-from ml.online_state import apply_events
-from ml.pit import build_feature_frame, feature_matrix
-from ml.protocol import ProtocolConfig
-from ml.settings import ApplierSettings
-from ml.train import train
-from producer.simulator import SimulatorConfig, simulate
-from serving.app import create_app
-from serving.settings import ServingSettings
-
-pytestmark = pytest.mark.usefixtures("running_stack")
-
-SIM = SimulatorConfig(
-    seed=11, days=60, n_customers=300, n_terminals=250, n_online_merchants=30, fraud_rate=0.02
+from serving_support import (
+    Registry,
+    body_of,
+    free_port,
+    load,
+    metric,
+    running,
+    set_champion,
+    settings_for,
+    start_redis,
+    until_online,
+    wait_logged,
+    wait_ready,
 )
 
+from ml.feature_writer import seed_frame
+from ml.pit import feature_matrix
 
-@dataclass
-class Registry:
-    name: str
-    versions: dict[str, str]  # family -> registered version
-    history: pd.DataFrame
-    frame: pd.DataFrame
-
-
-@pytest.fixture(scope="module")
-def registry(running_stack: None) -> Iterator[Registry]:
-    """Two small models registered in the real MLflow under a unique name (LightGBM, RandomForest)."""
-    uri = mlflow_settings().mlflow_tracking_uri
-    name = f"fraud-detector-serving-test-{os.getpid()}-{int(time.time())}"
-    history = validate_transactions(simulate(SIM).to_pandas())
-    frame = build_feature_frame(history)
-    versions = {}
-    for family in ("lightgbm", "random_forest"):
-        cfg = ProtocolConfig(n_test_folds=1, n_val_folds=1, burn_in_days=14, models=(family, "random"))
-        result = train(frame, cfg, tracking_uri=uri, experiment="serving-integration-tests", register_as=name)
-        assert result.registered_version is not None
-        versions[family] = result.registered_version
-    yield Registry(name, versions, history, frame)
-    MlflowClient(uri, uri).delete_registered_model(name)
-
-
-def set_champion(reg: Registry, family: str) -> None:
-    uri = mlflow_settings().mlflow_tracking_uri
-    MlflowClient(uri, uri).set_registered_model_alias(reg.name, "champion", reg.versions[family])
-
-
-def body_of(row: pd.Series) -> dict[str, Any]:
-    def opt(v: Any) -> Any:
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-
-    return {
-        "transaction_id": row["transaction_id"],
-        "event_time": features.from_epoch_ms(int(row["event_time_ms"])).isoformat(timespec="milliseconds"),
-        "card_id": row["card_id"],
-        "terminal_id": row["terminal_id"],
-        "amount": repr(float(row["amount"])),
-        "currency": opt(row.get("currency")) or "EUR",
-        "mcc": opt(row["mcc"]),
-        "channel": opt(row["channel"]),
-        "device_id": opt(row["device_id"]),
-        "latitude": opt(row["latitude"]),
-        "longitude": opt(row["longitude"]),
-        "country": opt(row["country"]),
-        "merchant_name": opt(row.get("merchant_name")),
-    }
-
-
-@asynccontextmanager
-async def running(settings: ServingSettings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://serving", timeout=30) as client:
-            yield app, client
-
-
-async def wait_ready(client: httpx.AsyncClient, timeout_s: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        r = await client.get("/ready")
-        if r.status_code == 200:
-            return r.json()  # type: ignore[no-any-return]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"not ready after {timeout_s}s: {r.json()}")
-
-
-def settings_for(reg: Registry, unique: str, **kw: Any) -> ServingSettings:
-    base: dict[str, Any] = {
-        "model_name": reg.name,
-        "model_poll_interval_s": 0.5,
-        "feature_namespace": f"test-serving-{unique}",
-        "prediction_log_table": f"test_prediction_log_{unique}",
-        "prediction_log_flush_interval_s": 0.2,
-        "redis_timeout_ms": 100,
-        "publish_scored": False,  # the test that publishes names its own topic
-    }
-    return ServingSettings(**{**base, **kw})
-
-
-@pytest.fixture
-def cleanup(unique: str) -> Iterator[None]:
-    yield
-    r = redis.Redis.from_url(redis_settings().redis_url)
-    keys = list(r.scan_iter(match=f"test-serving-{unique}:*", count=10_000))
-    if keys:
-        r.delete(*keys)
-    pg = postgres_settings()
-    with psycopg.connect(pg.dsn(pg.predictions_db), autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS test_prediction_log_{unique}")
-
-
-def log_rows(unique: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    pg = postgres_settings()
-    with psycopg.connect(pg.dsn(pg.predictions_db)) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (f"test_prediction_log_{unique}",)).fetchone()
-        if exists is None or exists[0] is None:  # the writer creates it with its first batch
-            return {}
-        cur = conn.execute(
-            f"SELECT transaction_id, feature_vector, fraud_probability, decision, model_version, "
-            f"feature_source, latency_ms, request->>'amount' FROM test_prediction_log_{unique} "
-            f"WHERE transaction_id = ANY(%s)",
-            (ids,),
-        )
-        cols = ("vector", "p", "decision", "version", "source", "latency", "amount")
-        return {r[0]: dict(zip(cols, r[1:], strict=True)) for r in cur.fetchall()}
-
-
-async def wait_logged(unique: str, ids: list[str], timeout_s: float = 30) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = log_rows(unique, ids)
-        if len(rows) == len(set(ids)) or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.3)
+pytestmark = pytest.mark.usefixtures("running_stack")
 
 
 # --------------------------------------------------------------------------- parity
@@ -218,69 +85,6 @@ async def test_online_vector_equals_training_vector_and_log_matches(
 
 
 # --------------------------------------------------------------------------- breaker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(port: int, tmp: str, *, persist: bool = False) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "yes" if persist else "no", "--appendfsync", "always", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("throwaway redis-server did not start")
-
-
-async def load(
-    client: httpx.AsyncClient, bodies: list[dict[str, Any]], seconds: float, concurrency: int = 8
-) -> list[tuple[float, int, dict[str, Any]]]:
-    """Requests in a loop for ``seconds``: (time, status, body) of each."""
-    out: list[tuple[float, int, dict[str, Any]]] = []
-    end = time.monotonic() + seconds
-
-    async def worker(k: int) -> None:
-        i = k
-        while time.monotonic() < end:
-            r = await client.post("/predict", json=bodies[i % len(bodies)])
-            out.append((time.monotonic(), r.status_code, r.json()))
-            i += concurrency
-
-    await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return out
-
-
-async def until_online(
-    client: httpx.AsyncClient, bodies: list[dict[str, Any]], timeout_s: float = 15.0
-) -> list[tuple[float, int, dict[str, Any]]]:
-    """Load in short rounds until answers come from Redis again (the breaker closed)."""
-    seen: list[tuple[float, int, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        seen += await load(client, bodies, 0.5)
-        if seen[-1][2]["feature_source"] == "online":
-            return seen
-    raise AssertionError(f"features still not online after {timeout_s}s")
-
-
-def metric(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.mark.asyncio
@@ -401,97 +205,3 @@ async def test_api_keys_on_the_real_app(registry: Registry, unique: str, cleanup
         ok = await client.post("/predict", json=body, headers={"X-API-Key": "integration-key"})
         assert ok.status_code == 200 and ok.json()["feature_source"] == "online"
         assert (await client.get("/health")).status_code == 200
-
-
-# --------------------------------------------------------------------------- Redis down, Kafka path
-
-
-def card_count_1h(url: str, ns: str, card: str, at_ms: int) -> int:
-    """The card's transactions in the hour before ``at_ms``, as /predict would read them."""
-    probe = features.Transaction("probe", features.from_epoch_ms(at_ms), card, "term-probe", 1.0)
-    with redis.Redis.from_url(url) as r:
-        (got,) = apply_events(r, OnlineLayout(ns), [probe], MODE_READ)
-    assert got.card is not None
-    return got.card.card_count_txn_1h
-
-
-async def wait_count(url: str, ns: str, card: str, at_ms: int, want: int, timeout_s: float) -> float:
-    started = time.monotonic()
-    while (seen := card_count_1h(url, ns, card, at_ms)) != want:
-        assert time.monotonic() - started < timeout_s, f"card count {seen}, not {want}, after {timeout_s}s"
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
-
-
-@pytest.mark.asyncio
-async def test_appends_missed_while_redis_is_down_come_back_through_kafka(
-    registry: Registry, unique: str, cleanup: None, tmp_path: Any
-) -> None:
-    """Serving publishes what it scored; the online applier appends it. Redis down: /predict still
-    answers, and the attempts it could not append reach the state once Redis is back. A
-    transaction produced to Kafka (not sent to /predict) is visible to the next /predict; one seen
-    by both paths counts once."""
-    set_champion(registry, "lightgbm")
-    port = free_port()
-    proc = start_redis(port, str(tmp_path), persist=True)
-    url = f"redis://127.0.0.1:{port}/0"
-    ns = f"test-serving-{unique}"
-    card = f"card-{unique}"
-    t0 = int(time.time() * 1000) // 1000 * 1000
-
-    def body(i: int) -> dict[str, Any]:
-        return {
-            "transaction_id": f"{unique}-{i}", "card_id": card, "terminal_id": "term-x", "amount": "1.00",
-            "event_time": features.from_epoch_ms(t0 + 5_000 * i).isoformat(), "currency": "EUR",
-            "channel": "online", "mcc": "5816",
-        }  # fmt: skip
-
-    stop = threading.Event()
-    with kafka_support.test_topics(unique) as topics:
-        s = settings_for(
-            registry, unique, redis_url=url, publish_scored=True, publish_topic=topics.raw,
-            breaker_failure_threshold=1, breaker_reset_timeout_s=0.5,
-        )  # fmt: skip
-        applier = threading.Thread(
-            target=online_applier.run,
-            kwargs={
-                "settings": ApplierSettings(group_id=f"it-{unique}"), "stop": stop,
-                "topics": [topics.raw, topics.labels], "namespace": ns, "redis_url": url,
-                "metrics": online_applier.ApplierMetrics(),
-            },
-            daemon=True,
-        )  # fmt: skip
-        applier.start()
-        try:
-            async with running(s) as (_app, client):
-                await wait_ready(client)
-                for i in (0, 1):
-                    r = await client.post("/predict", json=body(i))
-                    assert r.status_code == 200 and r.json()["feature_source"] == "online"
-                assert card_count_1h(url, ns, card, t0 + 60_000) == 2
-                proc.terminate()
-                proc.wait()
-                for i in (2, 3, 4):
-                    r = await client.post("/predict", json=body(i))
-                    assert r.status_code == 200 and r.json()["feature_source"] == "default"
-                proc = start_redis(port, str(tmp_path), persist=True)
-                await wait_count(url, ns, card, t0 + 60_000, 5, timeout_s=60)
-
-                # the Kafka path: produced, never sent to /predict → visible within seconds
-                extra = {**body(5), "transaction_id": f"{unique}-kafka"}
-                produced_at = time.monotonic()
-                kafka_support.produce(topics, [("transaction", extra)])
-                await wait_count(
-                    url, ns, card, t0 + 60_000, 6, timeout_s=5 + (time.monotonic() - produced_at)
-                )
-                # ...and the same transaction via /predict counts once (it reads the 5 before it)
-                r = await client.post("/predict", json=extra)
-                assert r.status_code == 200 and r.json()["feature_source"] == "online"
-                await asyncio.sleep(1.0)
-                assert card_count_1h(url, ns, card, t0 + 60_000) == 6
-                text = (await client.get("/metrics")).text
-                assert metric(text, 'fraud_api_published_total{outcome="delivered"}') >= 5
-        finally:
-            stop.set()
-            applier.join(timeout=30)
-            proc.kill()
