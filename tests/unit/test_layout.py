@@ -14,7 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what features.py may import: the standard library and numpy, nothing of the platform, no I/O
-FEATURES_MAY_IMPORT = {"__future__", "bisect", "math", "collections", "dataclasses", "datetime", "typing", "numpy"}
+FEATURES_MAY_IMPORT = {
+    "__future__", "bisect", "math", "collections", "dataclasses", "datetime", "typing", "numpy",
+}  # fmt: skip
 MAX_MODULE_LINES = 400
 LONGER_ON_PURPOSE = {
     "producer/simulator.py",  # one vectorised generator per scenario, read top to bottom
