@@ -146,23 +146,29 @@ class Labels:
         self.redis.close()
 
 
-def logged_vectors(ids: list[str], timeout_s: float) -> dict[str, tuple[list[float], str]]:
-    """The last vector (and feature source) logged for each id, once every id is there."""
+def logged_vectors(
+    ids: list[str], timeout_s: float, *, first: bool = False
+) -> dict[str, tuple[list[float], str]]:
+    """The last (or first) vector and feature source logged for each id, once every id is there or
+    at the deadline. A log table not created yet (serving creates it as it starts) reads as empty."""
     s = serving_settings()
     pg = postgres_settings()
+    query = (
+        f"SELECT DISTINCT ON (transaction_id) transaction_id, feature_vector, feature_source "  # noqa: S608
+        f"FROM {s.prediction_log_table} WHERE transaction_id = ANY(%s) "
+        f"ORDER BY transaction_id, predicted_at {'ASC' if first else 'DESC'}"
+    )
     deadline = time.monotonic() + timeout_s
-    with psycopg.connect(s.prediction_log_dsn.get_secret_value() or pg.dsn(pg.predictions_db)) as conn:
+    dsn = s.prediction_log_dsn.get_secret_value() or pg.dsn(pg.predictions_db)
+    with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            rows = conn.execute(
-                f"SELECT DISTINCT ON (transaction_id) transaction_id, feature_vector, feature_source "  # noqa: S608
-                f"FROM {s.prediction_log_table} WHERE transaction_id = ANY(%s) "
-                f"ORDER BY transaction_id, predicted_at DESC",
-                (ids,),
-            ).fetchall()
+            try:
+                rows = conn.execute(query, (ids,)).fetchall()
+            except psycopg.errors.UndefinedTable:
+                rows = []
             if len(rows) == len(ids) or time.monotonic() > deadline:
                 return {r[0]: (list(r[1]), r[2]) for r in rows}
-            conn.commit()
-            time.sleep(1.0)
+            time.sleep(0.5)
 
 
 def run(days: int = 4, customers: int = 9000, seed: int | None = None, batch: int = 20,

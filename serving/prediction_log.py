@@ -194,6 +194,11 @@ class PredictionLog:
             await self._conn.close()
 
     async def _run(self) -> None:
+        try:  # the table exists from startup (readers need not wait for the first flush)
+            await self._connect()
+        except (psycopg.Error, OSError) as e:
+            log.warning("prediction log: %s not ready at startup (%s); retrying on the first flush",
+                        self.table, e)  # fmt: skip
         backoff = 0.5
         while True:
             if not self._buffer or len(self._buffer) < self.batch_size:

@@ -168,24 +168,9 @@ def _client() -> httpx.Client:
 
 
 def _logged(ids: list[str], timeout_s: float = 60, *, last: bool = False) -> dict[str, list[float]]:
-    import psycopg
+    from bench.parity import logged_vectors
 
-    from common.settings import postgres_settings
-    from serving.settings import get_settings
-
-    pg, table = postgres_settings(), get_settings().prediction_log_table
-    order = "DESC" if last else "ASC"
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(pg.dsn(pg.predictions_db), autocommit=True) as conn:
-        while True:
-            rows = conn.execute(
-                f"SELECT DISTINCT ON (transaction_id) transaction_id, feature_vector FROM {table} "
-                f"WHERE transaction_id = ANY(%s) ORDER BY transaction_id, predicted_at {order}",
-                (ids,),
-            ).fetchall()
-            if len(rows) == len(ids) or time.monotonic() > deadline:
-                return {r[0]: list(r[1]) for r in rows}
-            time.sleep(0.5)
+    return {k: v for k, (v, _) in logged_vectors(ids, timeout_s, first=not last).items()}
 
 
 def _feature(vector: list[float], name: str) -> float:

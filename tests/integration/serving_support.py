@@ -96,12 +96,18 @@ def settings_for(reg: Registry, unique: str, **kw: Any) -> ServingSettings:
     return ServingSettings(**{**base, **kw})
 
 
-def log_rows(unique: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+def log_table_exists(unique: str) -> bool:
     pg = postgres_settings()
     with psycopg.connect(pg.dsn(pg.predictions_db)) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (f"test_prediction_log_{unique}",)).fetchone()
-        if exists is None or exists[0] is None:  # the writer creates it with its first batch
-            return {}
+        return exists is not None and exists[0] is not None
+
+
+def log_rows(unique: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not log_table_exists(unique):
+        return {}
+    pg = postgres_settings()
+    with psycopg.connect(pg.dsn(pg.predictions_db)) as conn:
         cur = conn.execute(
             f"SELECT transaction_id, feature_vector, fraud_probability, decision, model_version, "
             f"feature_source, latency_ms, request->>'amount' FROM test_prediction_log_{unique} "

@@ -24,6 +24,7 @@ from serving_support import (
     body_of,
     free_port,
     load,
+    log_table_exists,
     metric,
     running,
     set_champion,
@@ -65,6 +66,10 @@ async def test_online_vector_equals_training_vector_and_log_matches(
     async with running(s) as (_app, client):
         ready = await wait_ready(client)
         assert ready["model"]["version"] == registry.versions["lightgbm"]
+        deadline = time.monotonic() + 10
+        while not log_table_exists(unique) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert log_table_exists(unique), "the writer creates the log table as serving starts"
         responses = {}
         for idx, row in sample.iterrows():
             r = await client.post("/predict", json=body_of(row))
