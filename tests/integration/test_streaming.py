@@ -52,8 +52,20 @@ def test_reconciliation_trino_metrics_and_maintenance(spark: Any, env: Env) -> N
     settings = env.settings.model_copy(update={"max_offsets_per_trigger": 120})
     metrics = StreamingMetrics()
     listener = attach_metrics(spark, metrics, settings)
+    name = settings.query_name("transaction")
     try:
         reports = run_available_now(spark, settings, metrics=metrics)
+        # Spark delivers listener events asynchronously: the last progress (lag 0) may arrive after
+        # the query stopped. Wait for it (bounded) before the listener goes; the asserts come below.
+        lags = [{"query": name, "topic": env.raw, "partition": str(p)} for p in range(3)]
+        lags.append({"query": settings.query_name("label"), "topic": env.labels, "partition": "0"})
+        sample = metrics.registry.get_sample_value
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            (sample("fraud_streaming_batches_total", {"query": name}) or 0) >= 2
+            and all(sample("fraud_streaming_kafka_lag_records", lag) == 0 for lag in lags)
+        ):
+            time.sleep(0.2)
     finally:
         spark.streams.removeListener(listener)
     assert len(reports) >= 2 and sum(r.already_ingested for r in reports) == 0
@@ -92,7 +104,6 @@ def test_reconciliation_trino_metrics_and_maintenance(spark: Any, env: Env) -> N
     ) == [[Decimal("2.01"), "EUR"]]
 
     # metrics: rows by table and DLQ reason, lag 0 after catching up, a last-batch time
-    sample = metrics.registry.get_sample_value
     assert sample("fraud_streaming_bronze_rows_total", {"table": env.settings.transactions_table}) == n_tx
     assert (
         sample(
@@ -101,14 +112,10 @@ def test_reconciliation_trino_metrics_and_maintenance(spark: Any, env: Env) -> N
         )
         == produced.count("streaming.decode/not_wire_format") - 1
     )  # one of them was a label
-    name = settings.query_name("transaction")
     assert (sample("fraud_streaming_batches_total", {"query": name}) or 0) >= 2
     assert (sample("fraud_streaming_last_batch_timestamp_seconds", {"query": name}) or 0) > time.time() - 600
-    for p in range(3):
-        lag = {"query": name, "topic": env.raw, "partition": str(p)}
-        assert sample("fraud_streaming_kafka_lag_records", lag) == 0
-    labels_lag = {"query": settings.query_name("label"), "topic": env.labels, "partition": "0"}
-    assert sample("fraud_streaming_kafka_lag_records", labels_lag) == 0
+    for lag in lags:
+        assert sample("fraud_streaming_kafka_lag_records", lag) == 0, lag
 
     check_maintenance(spark, settings)
 
