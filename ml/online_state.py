@@ -22,7 +22,9 @@ import redis
 import features
 from contracts.online_store import (
     APPLY_SCRIPT,
+    ARGS_PER_TXN,
     FRAUD_SCRIPT,
+    HEADER_ARGS,
     LABEL_SCRIPT,
     MODE_APPEND,
     RETENTION_MS,
@@ -51,12 +53,13 @@ assert CARD_READ_WINDOW_MS == features.RECENT_WINDOW_MS
 assert max(features.TERMINAL_WINDOWS.values()) < RETENTION_MS
 
 
-def event_json(txn: features.Transaction) -> bytes:
-    """The event a card keeps of a transaction (what :func:`parse_event` reads back)."""
+def event_json(txn: features.Transaction, event_ms: int) -> bytes:
+    """The event a card keeps of a transaction whose time is ``event_ms`` (what
+    :func:`parse_event` reads back)."""
     return orjson.dumps(
         [
             txn.transaction_id,
-            features.to_epoch_ms(txn.event_time),
+            event_ms,
             features.amount_cents(txn.amount),
             txn.terminal_id,
             txn.latitude,
@@ -87,8 +90,13 @@ def apply_call(
     for t in txns:
         keys.extend(layout.keys(t.card_id, t.terminal_id))
         ms = features.to_epoch_ms(t.event_time)
-        args.extend((t.transaction_id, ms, event_json(t), f"{ms}:{t.terminal_id}", mode))
+        args.extend((t.transaction_id, ms, event_json(t, ms), f"{ms}:{t.terminal_id}", mode))
     return keys, args
+
+
+def newest_ms(args: Sequence[Any]) -> int:
+    """The newest event time (ms) among the transactions of :func:`apply_call`'s ``args``."""
+    return max(args[HEADER_ARGS + 1 :: ARGS_PER_TXN])
 
 
 @dataclass(slots=True)
@@ -130,27 +138,27 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _apply_calls(
+    client: redis.Redis, layout: OnlineLayout, txns: Sequence[features.Transaction], mode: str
+) -> Iterable[tuple[Sequence[features.Transaction], Any]]:
+    """``txns`` in order through :data:`APPLY_SCRIPT`: (chunk, reply) per call of :data:`APPLY_CHUNK`."""
+    script = client.register_script(APPLY_SCRIPT)
+    for chunk in _chunks(txns, APPLY_CHUNK):
+        keys, args = apply_call(layout, chunk, mode)
+        yield chunk, script(keys=keys, args=args)
+
+
 def apply_events(
     client: redis.Redis, layout: OnlineLayout, txns: Sequence[features.Transaction], mode: str = MODE_APPEND
 ) -> list[Applied]:
-    """Apply ``txns`` in order (chunks of :data:`APPLY_CHUNK`, one script call each)."""
-    script = client.register_script(APPLY_SCRIPT)
-    out: list[Applied] = []
-    for chunk in _chunks(txns, APPLY_CHUNK):
-        keys, args = apply_call(layout, chunk, mode)
-        out.extend(decode(chunk, script(keys=keys, args=args)))
-    return out
+    """Apply ``txns`` in order and decode what each read."""
+    return [a for chunk, reply in _apply_calls(client, layout, txns, mode) for a in decode(chunk, reply)]
 
 
 def append_events(client: redis.Redis, layout: OnlineLayout, txns: Sequence[features.Transaction]) -> int:
     """Append ``txns`` (the applier, the seed): nothing is read, nothing decoded. Returns how many
     were new to the state (the others were known: idempotent by transaction id)."""
-    script = client.register_script(APPLY_SCRIPT)
-    new = 0
-    for chunk in _chunks(txns, APPLY_CHUNK):
-        keys, args = apply_call(layout, chunk, MODE_APPEND)
-        new += sum(int(r[7]) for r in script(keys=keys, args=args))
-    return new
+    return sum(int(r[7]) for _, reply in _apply_calls(client, layout, txns, MODE_APPEND) for r in reply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 import features
 from contracts.online_store import APPLY_SCRIPT, MODE_READ_APPEND, OnlineLayout
-from ml.online_state import Applied, apply_call, decode
+from ml.online_state import Applied, apply_call, decode, newest_ms
 from serving.breaker import CircuitBreaker, State
 from serving.metrics import ServingMetrics
 
@@ -151,7 +151,7 @@ class OnlineStore:
             raise
         self._fetch_ok.observe(time.perf_counter() - started)
         self.breaker.success(permit)
-        newest = max(features.to_epoch_ms(t.event_time) for t in txns)
+        newest = newest_ms(args)
         if self.newest_event_ms is None or newest > self.newest_event_ms:
             self.newest_event_ms = newest
         self.appended_at = time.time()
