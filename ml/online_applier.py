@@ -225,15 +225,20 @@ def _consumer(group: str | None, s: ApplierSettings) -> Consumer:
 
 
 def _update_lag(consumer: Consumer, metrics: ApplierMetrics) -> None:
+    """Records after each assigned partition's position. A partition nothing was fetched from since
+    its assignment has no position yet: its committed offset stands in (the low watermark only when
+    the group never committed), or a quiet topic would show its whole history as lag."""
     try:
         assigned = consumer.assignment()
         positions = consumer.position(assigned)
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(assigned, timeout=2)}
     except Exception:
         return
     per_topic: dict[str, int] = {}
     for tp in positions:
-        _lo, hi = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
-        pos = tp.offset if tp.offset >= 0 else _lo
+        lo, hi = consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+        pos = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+        pos = pos if pos >= 0 else lo
         per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, hi - pos)
     for topic, lag in per_topic.items():
         metrics.lag.labels(topic).set(lag)
