@@ -143,7 +143,7 @@ test: setup lint up-local ## Lint, then all tests: unit, integration and e2e aga
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
 test-compose: setup up-compose ## The integration and e2e tiers against the compose stack (started, then stopped)
-	rc=0; FRAUD_RUNTIME=compose $(PYTEST) tests/integration tests/e2e || rc=$$?; $(COMPOSE_STACK) down; exit $$rc
+	rc=0; FRAUD_RUNTIME=compose $(PYTEST) -m "not browser and not native" tests/integration tests/e2e || rc=$$?; $(COMPOSE_STACK) down; exit $$rc
 
 test-unit: ## Unit tests only (pure logic, no services)
 	$(PYTEST) tests/unit

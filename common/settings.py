@@ -146,6 +146,13 @@ class AirflowSettings(_Base):
     airflow_fernet_key: SecretStr
 
 
+class SupersetSettings(_Base):
+    superset_url: str
+    superset_admin_user: str
+    superset_admin_password: SecretStr
+    superset_secret_key: SecretStr
+
+
 class ObservabilitySettings(_Base):
     prometheus_port: int
     alertmanager_port: int
@@ -184,3 +191,8 @@ def mlflow_settings() -> MlflowSettings:
 @cache
 def airflow_settings() -> AirflowSettings:
     return AirflowSettings()  # type: ignore[call-arg]
+
+
+@cache
+def superset_settings() -> SupersetSettings:
+    return SupersetSettings()  # type: ignore[call-arg]

@@ -9,6 +9,8 @@
 6. features — Gold snapshots → Redis (feature_writer).
 7. serve — wait for the serving API to load the champion, then score a normal payment and a
    card-testing burst through `POST /predict`.
+8. schedule — switch both Airflow DAGs on (Airflow creates them paused): from now on
+   `fraud_pipeline` runs every 15 minutes and `fraud_training` weekly, by themselves.
 
 Each stage's result is printed and written to var/reports/demo.json.
 """
@@ -242,6 +244,23 @@ def serve(trained: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     }
 
 
+def switch_on_dags() -> dict[str, Any]:
+    """PATCH each DAG `is_paused: false` through Airflow's REST API. Airflow's scheduler then
+    creates the run of each DAG's latest schedule tick at once (`catchup=False`)."""
+    from common.airflow_api import PLATFORM_DAGS, AirflowApi
+
+    dags = {}
+    with AirflowApi.connect() as api:
+        for dag_id in PLATFORM_DAGS:
+            dag = api.set_paused(dag_id, False)
+            dags[dag_id] = {
+                "on": not dag["is_paused"],
+                "schedule": dag["timetable_summary"],
+                "description": dag["timetable_description"],
+            }
+    return {"dags": dags}
+
+
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -282,6 +301,7 @@ def main(
     trained = stage("train", train)
     stage("features", write_features)
     stage("serve", lambda: serve(trained, 180))
+    stage("schedule", switch_on_dags)
     summary["wall_s"] = round(time.monotonic() - started, 1)
     _write(summary)
     _print_summary(summary)
@@ -328,6 +348,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("serve", f"{sv['model']['name']} v{sv['model']['version']} ({sv['model']['family']}): "
                   f"normal payment {scored(sv['normal'])}; "
                   f"card-testing burst, last attempt {scored(sv['card_testing_burst_last'])}")  # fmt: skip
+    dags = st["schedule"]["dags"]
+    table.add_row("schedule", "Airflow DAGs switched on: " + ", ".join(
+        f"{d} {'on' if v['on'] else 'OFF'} ({v['description']}: {v['schedule']})" for d, v in dags.items()
+    ))  # fmt: skip
     console.print(table)
 
 

@@ -175,6 +175,27 @@ def write_features(
         log.error("%s", exc)
         raise typer.Exit(1) from exc
     log.info("report: %s", write_report(report, result))
+    _push_freshness(result)
+
+
+def _push_freshness(result: dict[str, Any]) -> None:
+    """The merge's time and size to the Pushgateway: the feature freshness alert reads them."""
+    import time
+
+    from common.pushgateway import push_gauges
+
+    rows = result.get("transactions", 0)
+    push_gauges(
+        "feature_writer",
+        "write-features",
+        {
+            "fraud_feature_writer_last_success_timestamp_seconds": (
+                "When Gold (or a file) was last merged into the online state",
+                time.time(),
+            ),
+            "fraud_feature_writer_transactions": ("Transactions the last merge wrote", float(rows or 0)),
+        },
+    )
 
 
 @app.command("apply-online")

@@ -50,6 +50,7 @@ class FraudModel(PythonModel):
         feature_set_version: str = features.FEATURE_SET_VERSION,
         feature_names: Sequence[str] = features.FEATURE_NAMES,
         trained_on: Mapping[str, Any] | None = None,
+        score_reference: Mapping[str, Any] | None = None,
     ) -> None:
         self.classifier = classifier
         self.model_name = model_name
@@ -58,6 +59,8 @@ class FraudModel(PythonModel):
         self.feature_set_version = feature_set_version
         self.feature_names = tuple(feature_names)
         self.trained_on = dict(trained_on or {})
+        # the score bins drift is measured against (ml.drift); None in models registered before it
+        self.score_reference = dict(score_reference) if score_reference else None
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class FraudModel(PythonModel):
             "thresholds": self.thresholds,
             "feature_defaults": self.feature_defaults,
             "trained_on": self.trained_on,
+            "score_reference": self.score_reference,
         }
 
     def _matrix(self, model_input: pd.DataFrame | npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -116,6 +120,11 @@ class ModelBundle:
     @property
     def feature_set_version(self) -> str:
         return self.model.feature_set_version
+
+    @property
+    def score_reference(self) -> dict[str, Any] | None:
+        """The training score bins (ml.drift), absent from models registered before them."""
+        return getattr(self.model, "score_reference", None)
 
     def score_transaction(
         self,

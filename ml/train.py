@@ -40,6 +40,7 @@ from mlflow.types import ColSpec, Schema
 
 import features
 from ml.data import DEFAULT_LABEL_DELAY, load_labelled
+from ml.drift import score_reference
 from ml.pit import build_feature_frame, feature_matrix
 from ml.protocol import Evaluator, ProtocolConfig, ProtocolResult, data_bounds, deployment_fold, run_protocol
 from ml.pyfunc import FraudModel
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT: Final = "fraud-detection"
 DEFAULT_MODEL_NAME: Final = "fraud-detector"
+#: fewest unseen rows the drift reference is taken from (else the training rows)
+MIN_REFERENCE_ROWS: Final = 500
 _PACKAGES: Final = (
     "numpy",
     "pandas",
@@ -123,6 +126,10 @@ def fit_deployment_model(ev: Evaluator, name: str) -> tuple[FraudModel, dict[str
     params, val_score, thresholds = ev.select(name, fold)
     classifier = ev.fit(name, params, fold.train_start, fold.train_end, cutoff=fold.test_start)
     rows = ev.rows(fold.train_start, fold.train_end)
+    # drift reference: scores on the rows after the training window (not fitted on), else on it
+    unseen = ev.rows(fold.train_end, end_ms)
+    ref_rows = unseen if unseen.stop - unseen.start >= MIN_REFERENCE_ROWS else rows
+    reference = score_reference(classifier.predict_proba(ev.x[ref_rows]))
     info = {
         **fold.describe(),
         "params": params,
@@ -136,7 +143,8 @@ def fit_deployment_model(ev: Evaluator, name: str) -> tuple[FraudModel, dict[str
         model_name=name,
         thresholds=thresholds,
         feature_defaults=learnt_defaults(ev.x[rows]),
-        trained_on=info,
+        trained_on={**info, "score_reference_rows": ref_rows.stop - ref_rows.start},
+        score_reference=reference,
     )
     return model, info
 

@@ -62,10 +62,8 @@ def _start(source: str, **kwargs: Any) -> Runtime:
         raise typer.Exit(EXIT_STARTUP) from exc
 
 
-def _serve_metrics(rt: Runtime, injected: Callable[[], dict[str, int]] = dict) -> None:
-    port = rt.settings.metrics_port
-    if not port:
-        return
+def _serve_metrics(rt: Runtime, command: str, injected: Callable[[], dict[str, int]] = dict) -> None:
+    """The run's metrics on /metrics (while it runs) and pushed to the Pushgateway (after it exits)."""
     from prometheus_client import REGISTRY, start_http_server
 
     from producer.metrics import ProducerCollector
@@ -78,6 +76,13 @@ def _serve_metrics(rt: Runtime, injected: Callable[[], dict[str, int]] = dict) -
         in_flight=rt.pipeline.in_flight,
         schema_ids=lambda: {r.subject: r.schema_id for r in rt.registered.values()},
     )
+    if rt.settings.pushgateway_url:
+        from common.pushgateway import Pusher
+
+        Pusher(rt.settings.pushgateway_url, "producer", command, collector).start()
+    port = rt.settings.metrics_port
+    if not port:
+        return
     REGISTRY.register(collector)
     try:
         start_http_server(port)
@@ -177,7 +182,7 @@ def run(
         wanted = count or (int(tps * duration) if tps and duration else 0)
         days = estimate_days(wanted) if wanted else 30
     rt = _start(f"simulator(seed={seed},days={days})")
-    _serve_metrics(rt, injected=lambda: dict(rt.injector.injected) if rt.injector else {})
+    _serve_metrics(rt, "run", injected=lambda: dict(rt.injector.injected) if rt.injector else {})
     progress, update = _progress(count or None, rt)
     limits = f"tps={tps or 'max'} count={count or 'all'} duration={duration or '-'}s"
     log.info("producing: seed=%d days=%d %s inject_bad_rate=%s", seed, days, limits, inject_bad_rate)
@@ -215,7 +220,7 @@ def replay(
         log.error("%s", exc)
         raise typer.Exit(EXIT_STARTUP) from exc
     rt = _start(f"replay:{file.name}")
-    _serve_metrics(rt)
+    _serve_metrics(rt, "replay")
     progress, update = _progress(None, rt)
     with _graceful_stop(rt.pipeline.request_stop), progress:
         try:
@@ -238,7 +243,7 @@ def replay_dlq_cmd(
     """Re-validate DLQ records; re-send those that now pass, leave (and count) the others."""
     _setup_logging()
     rt = _start("replay-dlq", dead_letter_undeliverable=False)
-    _serve_metrics(rt)
+    _serve_metrics(rt, "replay-dlq")
     with _graceful_stop(rt.pipeline.request_stop):
         try:
             result = replay_dead_letters(

@@ -9,13 +9,21 @@ RED: ``fraud_api_requests_total{endpoint,method,status}``, ``fraud_api_request_d
 ``fraud_api_score_batch_size``, ``fraud_api_scoring_duration_seconds``,
 ``fraud_api_prediction_log_buffered``, ``fraud_api_prediction_log_{written,dropped,write_errors}_total``,
 ``fraud_online_state_newest_event_timestamp_seconds{source="predict"}``,
-``fraud_api_published_total{outcome}``, ``fraud_api_event_loop_lag_seconds``.
+``fraud_api_published_total{outcome}``, ``fraud_api_event_loop_lag_seconds``; drift:
+``fraud_api_score_psi`` (PSI of the last scores against the served model's training reference,
+ml.drift; absent until enough scores were seen) and ``fraud_api_score_drift_window``.
 A registry per app keeps several apps in one process (tests) apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ml.drift import ScoreDrift
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -109,3 +117,27 @@ class ServingMetrics:
         )  # fmt: skip
         self.breaker_state.set(0)
         self.model_loaded.set(0)
+        self.drift: ScoreDrift | None = None  # the served model's (serving.model_manager sets it)
+        r.register(_DriftCollector(self))
+
+
+class _DriftCollector(Collector):
+    """PSI computed when scraped (one bincount), not per request."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        drift = self.metrics.drift
+        if drift is None:
+            return
+        yield GaugeMetricFamily(
+            "fraud_api_score_drift_window", "Scores in the drift window", value=drift.count
+        )
+        value = drift.psi()
+        if value is not None:
+            yield GaugeMetricFamily(
+                "fraud_api_score_psi",
+                "PSI of the last scores against the served model's training score reference",
+                value=value,
+            )

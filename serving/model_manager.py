@@ -170,6 +170,7 @@ class ModelManager:
         )
         m.model_loaded.set(1)
         m.model_loaded_at.set(loaded.loaded_at)
+        m.drift = loaded.drift
         m.model_reloads.labels("loaded").inc()
         if previous is not None:
             log.warning("champion moved: %s v%s -> v%s", loaded.name, previous.version, loaded.version)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 
 import features
+from ml.drift import ScoreDrift
 from ml.pyfunc import FraudModel, decide
 from serving.explain import Scorer, top_reasons
 from serving.prediction_log import pg_array
@@ -35,6 +36,12 @@ class LoadedModel:
     scorer: Scorer
     uri: str
     loaded_at: float = field(default_factory=time.time)
+    # live score bins against the model's training reference (None: the model has no reference)
+    drift: ScoreDrift | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        reference = getattr(self.model, "score_reference", None)
+        self.drift = ScoreDrift(reference) if reference else None
 
     @property
     def family(self) -> str:
@@ -50,6 +57,8 @@ class LoadedModel:
         x = batch_vectors(txns, cards, terminals, self.model.feature_defaults)
         proba, contrib = self.scorer.score(x)
         decisions = decide(proba, self.model.thresholds)
+        if self.drift is not None:
+            self.drift.observe(proba)
         reasons = top_reasons(contrib, x, k)
         vectors = x.tolist()
         return [

@@ -11,7 +11,7 @@ ARG GOPROXY=
 # every TLS client trusts the system bundle (with any certificate authority the base image carries)
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     LANG=C.UTF-8 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 FRAUD_ROOT=/app FRAUD_VAR_DIR=/data \
-    GO_TOOLS="versitygw statsd_exporter"
+    GO_TOOLS="versitygw statsd_exporter" SETUP_SKIP=browser
 WORKDIR /app
 
 # 1. Install everything, from the install code and its pins only: this layer is rebuilt when they

@@ -59,11 +59,13 @@ ENDPOINTS = [
     Endpoint("trino", "TRINO_METRICS_PORT", ""),
     Endpoint("mlflow", "MLFLOW_PORT", "http://localhost:{port}"),
     Endpoint("airflow-api-server", "AIRFLOW_PORT", "http://localhost:{port}"),
+    Endpoint("superset", "SUPERSET_PORT", "http://localhost:{port}"),
     Endpoint("statsd-exporter", "STATSD_EXPORTER_PORT", ""),
     Endpoint("postgres-exporter", "POSTGRES_EXPORTER_PORT", ""),
     Endpoint("redis-exporter", "REDIS_EXPORTER_PORT", ""),
     Endpoint("prometheus", "PROMETHEUS_PORT", "http://localhost:{port}"),
     Endpoint("alertmanager", "ALERTMANAGER_PORT", "http://localhost:{port}"),
+    Endpoint("pushgateway", "PUSHGATEWAY_PORT", "http://localhost:{port}"),
     Endpoint("serving", "SERVING_PORT", "http://localhost:{port}/docs"),
     Endpoint("streaming", "STREAMING_METRICS_PORT", "http://localhost:{port}/metrics"),
 ]
@@ -93,6 +95,7 @@ def required_artifacts(env: dict[str, str]) -> dict[str, Path]:
         "platform python env": ROOT / ".venv" / "bin" / "python",
         "mlflow python env": ROOT / ".venvs" / "mlflow" / "bin" / "mlflow",
         "airflow python env": ROOT / ".venvs" / "airflow" / "bin" / "airflow",
+        "superset python env": ROOT / ".venvs" / "superset" / "bin" / "superset",
         "java 17": Path(v["JAVA17_HOME"]) / "bin" / "java",
         "java 25 (trino, schema registry)": ROOT / v["JAVA25_HOME"] / "bin" / "java",
     }

@@ -17,11 +17,13 @@ case "${1:?usage: probe.sh <service>}" in
   trino) "$PY" -m common.health trino ;;
   mlflow) http_ok "http://127.0.0.1:$MLFLOW_PORT/health" ;;
   airflow-api-server) http_ok "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" ;;
+  superset) http_ok "http://127.0.0.1:$SUPERSET_PORT/health" ;;
   # a grep on the health JSON: starting a Python interpreter every few seconds costs a core's slice
   airflow-scheduler) curl -fsS -m 3 "$AIRFLOW_API_URL/api/v2/monitor/health" | grep -q '"scheduler":{"status":"healthy"' ;;
   airflow-dag-processor) curl -fsS -m 3 "$AIRFLOW_API_URL/api/v2/monitor/health" | grep -q '"dag_processor":{"status":"healthy"' ;;
   prometheus) http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
   alertmanager) http_ok "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
+  pushgateway) http_ok "http://127.0.0.1:$PUSHGATEWAY_PORT/-/ready" ;;
   postgres-exporter) http_ok "http://127.0.0.1:$POSTGRES_EXPORTER_PORT/metrics" ;;
   redis-exporter) http_ok "http://127.0.0.1:$REDIS_EXPORTER_PORT/metrics" ;;
   statsd-exporter) http_ok "http://127.0.0.1:$STATSD_EXPORTER_PORT/metrics" ;;

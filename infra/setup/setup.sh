@@ -76,10 +76,20 @@ step_apt() {
   info "debian packages: installing ${missing[*]}"
   apt_install "${missing[@]}"
   # Debian starts nothing here (policy-rc.d), but stop anything a previous install left running.
-  for svc in redis-server prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter postgresql; do
+  for svc in redis-server prometheus prometheus-alertmanager prometheus-pushgateway prometheus-postgres-exporter prometheus-redis-exporter postgresql; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
   ok "debian packages"
+}
+
+# Debian's chromium for the real-browser tests (Playwright drives the system browser; no download)
+step_browser() {
+  local spec="$DEBIAN_BROWSER" have
+  have="$(dpkg-query -W -f='${Status} ${Version}' "${spec%%=*}" 2>/dev/null || true)"
+  if [[ "$have" == "install ok installed ${spec#*=}" ]]; then skip "browser (${spec%%=*})"; return; fi
+  info "browser: installing $spec"
+  apt_install "$spec"
+  ok "browser (${spec%%=*})"
 }
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +110,7 @@ step_python() {
   export UV_CACHE_DIR="$CACHE/uv" UV_PYTHON_DOWNLOADS=never
   local env group
   # name:group — the platform env is the project's default (.venv); the others are service envs.
-  for spec in ".venv:dev" ".venvs/mlflow:mlflow" ".venvs/airflow:airflow" ".venvs/dbt:dbt" ".venvs/java25:java25"; do
+  for spec in ".venv:dev" ".venvs/mlflow:mlflow" ".venvs/airflow:airflow" ".venvs/dbt:dbt" ".venvs/java25:java25" ".venvs/superset:superset"; do
     env="${spec%%:*}"; group="${spec#*:}"
     local log="$CACHE/uv-sync-${group}.log"
     # --compile-bytecode: .pyc files are written once here, so no process (service, CLI, test) has
@@ -147,16 +157,17 @@ step_spark_jars() {
 }
 
 step_trino() {
-  local dir="$JVM/trino-server-$TRINO_VERSION" key="trino-$TRINO_VERSION-delta-lake,tpch,memory,postgresql"
+  local dir="$JVM/trino-server-$TRINO_VERSION" key="trino-$TRINO_VERSION-delta-lake,tpch,memory,postgresql,geospatial"
   if stamp_ok trino "$key" "$dir/bin/launcher"; then skip "trino $TRINO_VERSION"; return; fi
   local tgz="$CACHE/downloads/trino-server-$TRINO_VERSION.tar.gz"
   fetch_maven "io.trino" "trino-server" "$TRINO_VERSION" "tar.gz" "$tgz" "trino"
-  info "trino $TRINO_VERSION: unpacking (plugins: delta-lake, tpch, memory, postgresql)"
+  info "trino $TRINO_VERSION: unpacking (plugins: delta-lake, tpch, memory, postgresql, geospatial)"
   rm -rf "$dir"
   tar xzf "$tgz" -C "$JVM" || die "trino" "could not unpack $tgz" ""
   # Only the plugins the platform uses: saves ~1 GiB of disk and a few seconds of start-up.
+  # (postgresql needs geospatial's Geometry type to start)
   find "$dir/plugin" -mindepth 1 -maxdepth 1 -type d \
-    ! -name delta-lake ! -name tpch ! -name memory ! -name postgresql -exec rm -rf {} +
+    ! -name delta-lake ! -name tpch ! -name memory ! -name postgresql ! -name geospatial -exec rm -rf {} +
   stamp_write trino "$key"
   ok "trino $TRINO_VERSION"
 }
@@ -194,9 +205,12 @@ step_registry() {
 }
 
 # --------------------------------------------------------------------------------------------
-ALL_STEPS=(toolchain apt uv python kafka spark_jars trino jmx_exporter go go_tools registry)
+ALL_STEPS=(toolchain apt browser uv python kafka spark_jars trino jmx_exporter go go_tools registry)
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=("${ALL_STEPS[@]}")
+# SETUP_SKIP: steps left out of a full run (the compose image skips `browser`)
+if [[ ${#steps[@]} -eq 0 ]]; then
+  for s in "${ALL_STEPS[@]}"; do [[ " ${SETUP_SKIP:-} " == *" $s "* ]] || steps+=("$s"); done
+fi
 started=$(date +%s)
 for s in "${steps[@]}"; do
   declare -F "step_$s" >/dev/null || die "setup" "unknown step '$s' (known: ${ALL_STEPS[*]})" ""

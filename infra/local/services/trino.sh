@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trino coordinator (+worker) on Java 25 with the Delta Lake catalog of infra/config/trino/catalog.
 source "$(dirname "$0")/common.sh"
-require TRINO_PORT TRINO_HEAP TRINO_METRICS_PORT S3_ENDPOINT_URL S3_REGION S3_ACCESS_KEY S3_SECRET_KEY LAKEHOUSE_BUCKET
+require TRINO_PORT TRINO_HEAP TRINO_METRICS_PORT S3_ENDPOINT_URL S3_REGION S3_ACCESS_KEY S3_SECRET_KEY LAKEHOUSE_BUCKET \
+  POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD PREDICTIONS_DB
 home="$CACHE/jvm/trino-server-$TRINO_VERSION"
 need_file "$home/bin/launcher"
 [[ -x "$JAVA25_HOME/bin/java" ]] || fail "Trino $TRINO_VERSION needs Java 25: $JAVA25_HOME/bin/java not found (set JAVA25_HOME)"

@@ -1,0 +1,92 @@
+"""Superset on the running stack: the dashboards-as-code bundle (superset/assets) is what Superset
+serves, every chart's saved query runs on Gold through Trino, and the bootstrap import is
+idempotent (run again, nothing is duplicated)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from common import trino_client
+from common.settings import trino_settings
+from tests.superset_support import Bundle, SupersetApi, load_bundle, run_bootstrap
+
+pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return load_bundle()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[SupersetApi]:
+    with SupersetApi.connect() as client:
+        yield client
+
+
+def source_rows(dataset: dict[str, Any]) -> int:
+    """Rows of a dataset's source in Gold: its table, or its SQL (a virtual dataset)."""
+    source = f"({dataset['sql']})" if dataset.get("sql") else f"{dataset['schema']}.{dataset['table_name']}"
+    return int(trino_client.scalar(f"SELECT count(*) FROM {source} AS t"))
+
+
+def test_the_bundle_is_what_superset_serves(bundle: Bundle, api: SupersetApi) -> None:
+    assert len(bundle.dashboards) >= 3 and len(bundle.charts) >= 12
+    charts = api.charts_by_uuid()
+    missing = sorted(doc["slice_name"] for uuid, doc in bundle.charts.items() if uuid not in charts)
+    assert not missing, f"charts of the bundle missing from Superset: {missing}"
+    for uuid, doc in bundle.dashboards.items():
+        dashboard = api.get(f"/api/v1/dashboard/{doc['slug']}")["result"]
+        assert dashboard["dashboard_title"] == doc["dashboard_title"]
+        served = {c["id"] for c in api.get(f"/api/v1/dashboard/{doc['slug']}/charts")["result"]}
+        wanted = {charts[c]["id"] for c in bundle.dashboard_charts(uuid)}
+        assert served == wanted, f"dashboard {doc['slug']}: charts differ from its layout"
+
+
+def test_the_database_points_at_this_runtimes_trino(bundle: Bundle, api: SupersetApi) -> None:
+    (db_uuid,) = bundle.databases
+    rows = api.listing("database", ("id", "uuid", "database_name"))
+    (db_id,) = [r["id"] for r in rows if r["uuid"] == db_uuid]
+    uri = api.get(f"/api/v1/database/{db_id}/connection")["result"]["sqlalchemy_uri"]
+    assert "${" not in uri, f"the database address was not rendered: {uri}"
+    t = trino_settings()
+    assert uri.startswith(f"trino://{t.trino_user}@") and uri.endswith(f":{t.trino_port}/{t.trino_catalog}")
+
+
+def test_every_chart_query_runs_on_gold(bundle: Bundle, api: SupersetApi) -> None:
+    charts = api.charts_by_uuid()
+    has_data = {uuid: source_rows(doc) > 0 for uuid, doc in bundle.datasets.items()}
+    assert any(has_data.values()), "Gold is empty: run the pipeline (make demo) before this test"
+    failures = []
+    for uuid, doc in bundle.charts.items():
+        r = api.client.get(f"/api/v1/chart/{charts[uuid]['id']}/data/")
+        if r.status_code != 200:
+            failures.append(f"{doc['slice_name']}: HTTP {r.status_code} {r.text[:300]}")
+            continue
+        results = r.json()["result"]
+        errors = [q["error"] for q in results if q.get("error")]
+        rows = sum(int(q.get("rowcount") or 0) for q in results)
+        if errors:
+            failures.append(f"{doc['slice_name']}: {errors}")
+        elif has_data[doc["dataset_uuid"]] and rows < 1:
+            failures.append(f"{doc['slice_name']}: no rows although its Gold source has data")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_bootstrap_import_is_idempotent(bundle: Bundle, api: SupersetApi) -> None:
+    before = api.counts()
+    for _ in range(2):
+        forced = run_bootstrap("--force")
+        assert forced.returncode == 0, forced.stderr[-3000:]
+        assert "imported the asset bundle" in forced.stderr
+    assert api.counts() == before
+    charts = api.listing("chart", ("id", "uuid", "slice_name"))
+    names = [c["slice_name"] for c in charts if c["uuid"] in bundle.charts]
+    assert sorted(names) == sorted(doc["slice_name"] for doc in bundle.charts.values())
+    # unchanged bundle: the service's start skips the import
+    again = run_bootstrap()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "up to date" in again.stderr and "skipped" in again.stderr
