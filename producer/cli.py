@@ -76,10 +76,10 @@ def _serve_metrics(rt: Runtime, command: str, injected: Callable[[], dict[str, i
         in_flight=rt.pipeline.in_flight,
         schema_ids=lambda: {r.subject: r.schema_id for r in rt.registered.values()},
     )
-    if rt.settings.pushgateway_url:
-        from common.pushgateway import Pusher
+    from common.pushgateway import Pusher, PushSettings
 
-        Pusher(rt.settings.pushgateway_url, "producer", command, collector).start()
+    if url := PushSettings().pushgateway_url:  # so the run's metrics outlive it
+        Pusher(url, "producer", command, collector).start()
     port = rt.settings.metrics_port
     if not port:
         return

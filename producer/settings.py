@@ -26,8 +26,6 @@ class ProducerSettings(ServiceSettings):
 
     # Prometheus /metrics port (0 = no metrics endpoint).
     metrics_port: int = Field(default=8001, ge=0, le=65535)
-    # The Pushgateway the CLI's metrics are pushed to, so they outlive the run (empty: none).
-    pushgateway_url: str = Field(default="", validation_alias="PUSHGATEWAY_URL")
     # librdkafka tuning (acks=all and enable.idempotence=true are fixed, not settings).
     compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "lz4"
     linger_ms: int = Field(default=25, ge=0)

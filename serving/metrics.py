@@ -29,6 +29,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.0
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: why a lookup was answered with the model's learnt defaults (serving/online_store.py)
+FALLBACK_REASONS = ("breaker_open", "timeout", "error")
 
 
 class ServingMetrics:
@@ -117,6 +119,8 @@ class ServingMetrics:
         )  # fmt: skip
         self.breaker_state.set(0)
         self.model_loaded.set(0)
+        for reason in FALLBACK_REASONS:  # a series per reason from the start: 0 is data, absence is not
+            self.fallbacks.labels(reason)
         self.drift: ScoreDrift | None = None  # the served model's (serving.model_manager sets it)
         r.register(_DriftCollector(self))
 
