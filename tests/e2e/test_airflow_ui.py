@@ -25,7 +25,14 @@ from common.airflow_api import AirflowApi
 from common.settings import airflow_settings, mlflow_settings
 from tests.browser_support import browser, screenshot
 
-pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow, pytest.mark.browser]
+# after_traffic: after test_pipeline.py, whose history gives the DAGs fresh Bronze and enough labelled
+# Gold to train on (a fresh machine has neither before it)
+pytestmark = [
+    pytest.mark.usefixtures("running_stack"),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.after_traffic,
+]
 
 #: generous: the stack shares two CPUs with everything else on the machine
 RUN_TIMEOUT_S = {"fraud_pipeline": 30 * 60, "fraud_training": 60 * 60}
