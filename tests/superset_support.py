@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from dotenv import dotenv_values
 
@@ -115,3 +116,15 @@ def run_bootstrap(*args: str) -> subprocess.CompletedProcess[str]:
                 env.update({k: v for k, v in dotenv_values(f).items() if v is not None})
         env.update(os.environ)
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+# The fixtures of the Superset tests (integration and e2e), imported by their modules.
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return load_bundle()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[SupersetApi]:
+    with SupersetApi.connect() as client:
+        yield client

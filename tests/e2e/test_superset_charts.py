@@ -4,26 +4,18 @@ Gold from its own history (on a fresh machine Gold does not exist before)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from common import trino_client
-from tests.superset_support import Bundle, SupersetApi, load_bundle
+from tests import superset_support
+from tests.superset_support import Bundle, SupersetApi
 
 pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
 
-
-@pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return load_bundle()
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[SupersetApi]:
-    with SupersetApi.connect() as client:
-        yield client
+# the shared fixtures of the Superset tests
+bundle, api = superset_support.bundle, superset_support.api
 
 
 def source_rows(dataset: dict[str, Any]) -> int:

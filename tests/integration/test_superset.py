@@ -5,25 +5,16 @@ after the e2e tier has built Gold."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from common.settings import trino_settings
-from tests.superset_support import Bundle, SupersetApi, load_bundle, run_bootstrap
+from tests import superset_support
+from tests.superset_support import Bundle, SupersetApi, run_bootstrap
 
 pytestmark = [pytest.mark.usefixtures("running_stack"), pytest.mark.slow]
 
-
-@pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return load_bundle()
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[SupersetApi]:
-    with SupersetApi.connect() as client:
-        yield client
+# the shared fixtures of the Superset tests
+bundle, api = superset_support.bundle, superset_support.api
 
 
 def test_the_bundle_is_what_superset_serves(bundle: Bundle, api: SupersetApi) -> None:
